@@ -1,0 +1,81 @@
+//! `tinylab run CONFIG`: train, evaluate, check.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use tinylab_train::checks::format_table;
+use tinylab_train::{run, Experiment, RunOptions, RunOutcome};
+
+use crate::{EXIT_CHECK_FAILED, EXIT_CONFIG};
+
+/// Arguments of `tinylab run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The experiment file (TOML with [task], [model], [train], [[eval]], [[check]]).
+    pub config: PathBuf,
+    /// Override a config value: `--set model.d_model=32` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Seed (overrides the file's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory (default: runs/<name>/<run-id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Compute threads (default 1: tiny models scale by runs, not by threads).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Start over even if the run directory holds a finished or partial run.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the command; returns the process exit code.
+pub fn main(a: RunArgs) -> Result<u8> {
+    crate::set_threads(a.threads);
+    let exp = match Experiment::load(&a.config, &a.sets, a.seed) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let dir = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(&exp.name).join(tinylab_train::rundir::run_id(&exp.resolved_toml))
+    });
+    let opts =
+        RunOptions { dir: dir.clone(), force: a.force, threads: a.threads, stop_after: None, quiet: a.quiet };
+    eprintln!("run {} (seed {}) → {}", exp.name, exp.seed, dir.display());
+    match run(&exp, &opts)? {
+        RunOutcome::Interrupted { step } => {
+            eprintln!("stopped at step {step}");
+            Ok(0)
+        }
+        RunOutcome::Finished { summary, already_done } => {
+            if already_done {
+                eprintln!("already finished (use --force to retrain)");
+            }
+            let mut evals: Vec<_> =
+                summary.final_metrics.iter().filter(|(k, _)| k.starts_with("eval.")).collect();
+            evals.sort_by(|a, b| a.0.cmp(b.0));
+            for (k, v) in evals {
+                println!("{k:<28} {v:.4}");
+            }
+            println!(
+                "steps {}{}  wall {:.1}s",
+                summary.steps,
+                if summary.stopped_early { " (early stop)" } else { "" },
+                summary.wall_time_s
+            );
+            if !summary.checks.is_empty() {
+                print!("{}", format_table(&summary.checks));
+            }
+            println!("summary: {}", dir.join("summary.json").display());
+            Ok(if summary.all_passed { 0 } else { EXIT_CHECK_FAILED })
+        }
+    }
+}

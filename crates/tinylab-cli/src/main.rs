@@ -1,0 +1,64 @@
+//! `tinylab`: train tiny attention models on synthetic tasks, check papers' claims, inspect
+//! what was learned.
+
+mod alloc;
+mod bench;
+mod cmd_inspect;
+mod cmd_run;
+mod cmd_tasks;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a configuration error (bad file, key or value).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code when training finished but a claim check failed.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "tinylab",
+    version,
+    about = "Train tiny attention models on synthetic tasks and check papers' claims"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an experiment, evaluate it, print the claim checks (exit 1 if one fails).
+    Run(cmd_run::RunArgs),
+    /// List the synthetic tasks, or show decoded samples of one.
+    #[command(subcommand)]
+    Tasks(cmd_tasks::TasksCommand),
+    /// Show a run's parameters (shapes, norms, frozen or not), metrics and checks.
+    Inspect(cmd_inspect::InspectArgs),
+    /// Time forward+backward+AdamW steps against the PyTorch reference in scripts/.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    alloc::tune_glibc_malloc();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd_run::main(a),
+        Command::Tasks(c) => cmd_tasks::main(c),
+        Command::Inspect(a) => cmd_inspect::main(a),
+        Command::Bench(a) => bench::main(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Sets the compute thread count for candle (read once when its thread pool starts).
+pub fn set_threads(n: usize) {
+    std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+}

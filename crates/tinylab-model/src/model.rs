@@ -1,0 +1,269 @@
+//! The tiny transformer: embedding → blocks (pre-norm attention [+ MLP]) → final norm →
+//! unembedding, with every part chosen by [`ModelConfig`].
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::config::{ConfigError, EmbeddingKind, ModelConfig, NormKind, PositionalKind};
+use crate::hooks::{Cache, HookPoint, HookSet};
+use crate::init::Init;
+use crate::ops::{layer_norm, rms_norm};
+use crate::params::Params;
+use crate::positional::{sinusoidal, Rope};
+use crate::{attention, mlp};
+
+/// Errors from building a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What one forward pass computes besides the logits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOptions<'a> {
+    /// Flat indices into the `B·T` positions whose logits are wanted (`[N]`, u32); `None`
+    /// computes logits at every position. Selecting before the unembedding saves the
+    /// `B·T·V` logits when only a few positions are labelled.
+    pub select: Option<&'a Tensor>,
+    /// Hook points to record.
+    pub hooks: Option<&'a HookSet>,
+}
+
+/// Result of a forward pass.
+#[derive(Debug)]
+pub struct ModelOutput {
+    /// `[B, T, V]`, or `[N, V]` when positions were selected.
+    pub logits: Tensor,
+    /// Recorded activations (empty unless hooks were asked for).
+    pub cache: Cache,
+}
+
+/// A tiny transformer with named weights.
+#[derive(Debug, Clone)]
+pub struct Model {
+    cfg: ModelConfig,
+    params: Params,
+    device: Device,
+    dtype: DType,
+}
+
+/// Whether `pattern` names `name` (full name, or its last dotted segment).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    pattern == name || name.rsplit('.').next() == Some(pattern)
+}
+
+impl Model {
+    /// Builds a model with weights drawn from `seed` (our own ChaCha8 stream).
+    pub fn new(
+        cfg: &ModelConfig,
+        seed: u64,
+        device: &Device,
+        dtype: DType,
+    ) -> std::result::Result<Self, ModelError> {
+        cfg.validate()?;
+        let mut init = Init::new(seed, device, dtype);
+        let mut w: Vec<(String, Tensor)> = Vec::new();
+        let (v, d) = (cfg.vocab_size, cfg.d_model);
+        let s = cfg.init_scale;
+        let we = match cfg.embedding {
+            EmbeddingKind::Learned => init.normal(&[v, d], s)?,
+            EmbeddingKind::OneHot => init.identity_stack(1, v, d)?.squeeze(0)?,
+            EmbeddingKind::Orthonormal => init.orthonormal_rows(v, d)?,
+        };
+        w.push(("embed.W_E".into(), we));
+        if cfg.positional == PositionalKind::Learned {
+            w.push(("pos_embed.W_pos".into(), init.normal(&[cfg.max_seq_len, d], s)?));
+        }
+        let norm_params = |prefix: &str, w: &mut Vec<(String, Tensor)>, init: &Init| -> Result<()> {
+            if cfg.norm != NormKind::None {
+                w.push((format!("{prefix}.w"), init.full(&[d], 1.0)?));
+            }
+            if cfg.norm == NormKind::LayerNorm {
+                w.push((format!("{prefix}.b"), init.full(&[d], 0.0)?));
+            }
+            Ok(())
+        };
+        for l in 0..cfg.n_layers {
+            norm_params(&format!("blocks.{l}.ln1"), &mut w, &init)?;
+            attention::init(cfg, l, &mut init, &mut w)?;
+            if cfg.mlp {
+                norm_params(&format!("blocks.{l}.ln2"), &mut w, &init)?;
+                mlp::init(cfg, l, &mut init, &mut w)?;
+            }
+        }
+        norm_params("ln_final", &mut w, &init)?;
+        if !cfg.tied_unembed {
+            w.push(("unembed.W_U".into(), init.normal(&[d, v], s / (d as f64).sqrt())?));
+        }
+        Self::check_names("freeze", &cfg.freeze, &w)?;
+        Self::check_names("identity_init", &cfg.identity_init, &w)?;
+        let mut params = Params::default();
+        for (name, mut t) in w {
+            if cfg.identity_init.iter().any(|p| name_matches(p, &name)) {
+                t = match t.dims() {
+                    [r, c] => init.identity_stack(1, *r, *c)?.squeeze(0)?,
+                    [n, r, c] => init.identity_stack(*n, *r, *c)?,
+                    _ => t,
+                };
+            }
+            let frozen = cfg.freeze.iter().any(|p| name_matches(p, &name));
+            params.insert(name, t, frozen)?;
+        }
+        Ok(Self { cfg: cfg.clone(), params, device: device.clone(), dtype })
+    }
+
+    fn check_names(
+        key: &str,
+        patterns: &[String],
+        w: &[(String, Tensor)],
+    ) -> std::result::Result<(), ConfigError> {
+        for p in patterns {
+            if !w.iter().any(|(n, _)| name_matches(p, n)) {
+                let names: Vec<&str> = w.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(ConfigError {
+                    key: key.into(),
+                    message: format!("no parameter named `{p}`; this model has: {}", names.join(", ")),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The named weights.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Mutable weights (to load a checkpoint).
+    pub fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+
+    /// Loads every weight from a name → tensor map (e.g. a checkpoint).
+    pub fn load_weights(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        self.params.load(tensors)
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Float type of the weights.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn norm(&self, prefix: &str, x: &Tensor) -> Result<Tensor> {
+        match self.cfg.norm {
+            NormKind::LayerNorm => layer_norm(
+                x,
+                self.params.get(&format!("{prefix}.w")),
+                self.params.get(&format!("{prefix}.b")),
+            ),
+            NormKind::RmsNorm => rms_norm(x, self.params.get(&format!("{prefix}.w"))),
+            NormKind::None => Ok(x.clone()),
+        }
+    }
+
+    /// Token (+ additive positional) embedding.
+    ///
+    /// # Shapes
+    /// `tokens`: `[B, T]` u32 → `[B, T, d]`.
+    pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        let d = self.cfg.d_model;
+        let we = self.params.get("embed.W_E");
+        let x = we.index_select(&tokens.flatten_all()?, 0)?.reshape((b, t, d))?;
+        match self.cfg.positional {
+            PositionalKind::Learned => {
+                if t > self.cfg.max_seq_len {
+                    candle_core::bail!(
+                        "sequence length {t} exceeds model.max_seq_len {}",
+                        self.cfg.max_seq_len
+                    );
+                }
+                let pos = self.params.get("pos_embed.W_pos").narrow(0, 0, t)?;
+                x.broadcast_add(&pos)
+            }
+            PositionalKind::Sinusoidal => x.broadcast_add(&sinusoidal(t, d, self.dtype, &self.device)?),
+            PositionalKind::None | PositionalKind::Rope => Ok(x),
+        }
+    }
+
+    /// Runs the model on token ids.
+    ///
+    /// # Shapes
+    /// `tokens`: `[B, T]` u32 → logits `[B, T, V]` (or `[N, V]` with `select`).
+    pub fn forward(&self, tokens: &Tensor, opts: ForwardOptions<'_>) -> Result<ModelOutput> {
+        let x = self.embed(tokens)?;
+        self.forward_embedded(&x, opts)
+    }
+
+    /// Runs the blocks and unembedding on an already-embedded stream (continuous inputs).
+    ///
+    /// # Shapes
+    /// `x`: `[B, T, d]` → logits `[B, T, V]` (or `[N, V]` with `select`).
+    pub fn forward_embedded(&self, x: &Tensor, opts: ForwardOptions<'_>) -> Result<ModelOutput> {
+        let empty = HookSet::none();
+        let hooks = opts.hooks.unwrap_or(&empty);
+        let mut cache = Cache::default();
+        let (b, t, d) = x.dims3()?;
+        cache.record(hooks, HookPoint::Embed, x);
+        let rope = match self.cfg.positional {
+            PositionalKind::Rope => {
+                Some(Rope::new(t, self.cfg.head_dim(), self.cfg.rope_base, self.dtype, &self.device)?)
+            }
+            _ => None,
+        };
+        let mut x = x.clone();
+        for l in 0..self.cfg.n_layers {
+            cache.record(hooks, HookPoint::ResidPre(l), &x);
+            let a_in = self.norm(&format!("blocks.{l}.ln1"), &x)?;
+            let a = attention::forward(&self.cfg, &self.params, l, &a_in, rope.as_ref(), hooks, &mut cache)?;
+            cache.record(hooks, HookPoint::AttnOut(l), &a);
+            x = if self.cfg.residual { (x + a)? } else { a };
+            if self.cfg.mlp {
+                cache.record(hooks, HookPoint::ResidMid(l), &x);
+                let m_in = self.norm(&format!("blocks.{l}.ln2"), &x)?;
+                let m = mlp::forward(&self.cfg, &self.params, l, &m_in)?;
+                cache.record(hooks, HookPoint::MlpOut(l), &m);
+                x = if self.cfg.residual { (x + m)? } else { m };
+            }
+            cache.record(hooks, HookPoint::ResidPost(l), &x);
+        }
+        let x = self.norm("ln_final", &x)?;
+        cache.record(hooks, HookPoint::FinalNorm, &x);
+        let rows = x.reshape((b * t, d))?;
+        let rows = match opts.select {
+            Some(idx) => rows.index_select(idx, 0)?,
+            None => rows,
+        };
+        let logits = rows.matmul(&self.unembedding()?)?;
+        let logits = match opts.select {
+            Some(_) => logits,
+            None => logits.reshape((b, t, self.cfg.vocab_size))?,
+        };
+        Ok(ModelOutput { logits, cache })
+    }
+
+    /// The unembedding `W_U` `[d, V]` (`W_Eᵀ` when tied).
+    pub fn unembedding(&self) -> Result<Tensor> {
+        if self.cfg.tied_unembed {
+            self.params.get("embed.W_E").t()?.contiguous()
+        } else {
+            Ok(self.params.get("unembed.W_U").clone())
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Seeded synthetic-task generators for tinylab.
+//!
+//! Pure data: no candle. A [`TaskConfig`] (deserialized from an experiment's `[task]` table)
+//! is validated into a boxed [`Task`]; a task fills a whole [`Batch`] (inputs and targets for
+//! `batch_size` sequences) into flat row-major buffers from a caller-owned [`TaskRng`], so the
+//! same seed always yields the same tokens.
+//!
+//! | `kind` | task | labels per sequence |
+//! |---|---|---|
+//! | `mqar` | [`Mqar`]: multi-query associative recall (Zoology layout) | `num_kv` |
+//! | `assoc_recall` | [`AssocRecall`]: N-gram associative recall, one query (H3 layout) | 1 |
+//! | `induction_head` | [`InductionHead`]: recall what followed the trigger (H3 layout) | 1 |
+//! | `copying` | [`Copying`]: copy a span after `SEP` | `num_tokens` |
+//! | `selective_copying` | [`SelectiveCopying`]: copy the scattered data tokens (Mamba) | `num_tokens` |
+//!
+//! Targets follow next-token prediction with teacher forcing: the target at position `t` is
+//! what the model must predict from the inputs at positions `≤ t`; unlabelled positions hold
+//! [`IGNORE`].
+
+mod assoc_recall;
+mod batch;
+mod config;
+mod copying;
+mod error;
+mod induction_head;
+mod mqar;
+mod selective_copying;
+#[cfg(test)]
+mod testutil;
+
+pub use assoc_recall::{AssocRecall, AssocRecallConfig};
+pub use batch::{Batch, IGNORE};
+pub use config::TaskConfig;
+pub use copying::{Copying, CopyingConfig};
+pub use error::TaskError;
+pub use induction_head::{InductionHead, InductionHeadConfig};
+pub use mqar::{Mqar, MqarConfig};
+pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};
+
+/// The random-number generator every task draws from: ChaCha8, whose stream is fixed by the
+/// `rand_chacha` crate across platforms and versions, and whose position can be saved and
+/// restored (`get_word_pos` / `set_word_pos`) for exact resume.
+pub type TaskRng = rand_chacha::ChaCha8Rng;
+
+/// A seeded synthetic task: a generator of token sequences with per-position targets.
+pub trait Task: Send + Sync {
+    /// Short stable name of the task kind, e.g. `"mqar"`.
+    fn name(&self) -> &'static str;
+    /// Number of distinct token ids; every input and target is `< vocab_size()`.
+    fn vocab_size(&self) -> usize;
+    /// Length `T` of every generated sequence.
+    fn seq_len(&self) -> usize;
+    /// Fills one batch of `batch_size` sequences, drawing every random choice from `rng`.
+    fn generate(&self, rng: &mut TaskRng, batch_size: usize) -> Batch;
+    /// Human-readable name of a token id for display (e.g. `"k17"`, `"v3"`, `"SEP"`).
+    fn token_name(&self, token: u32) -> String;
+}

@@ -1,0 +1,356 @@
+//! The experiment file: `[task]`, `[model]`, `[train]`, `[[eval]]`, `[[check]]`, typed and
+//! validated, with `--set` overrides. Every error names the file, the key and what is allowed.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tinylab_model::ModelConfig;
+use tinylab_tasks::TaskConfig;
+use toml::{Table, Value};
+
+use crate::checks::CheckSpec;
+use crate::optim::schedule::LrSchedule;
+use crate::optim::OptimConfig;
+use crate::overrides;
+
+/// A configuration problem: which file, which key, what is wrong and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The experiment file (or `--set` for overrides).
+    pub file: String,
+    /// Dotted key path, e.g. `model.conv_kernel` or `eval[1].seq_len`.
+    pub key: String,
+    /// What is wrong; what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.message.replace('\n', " "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where training batches come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataMode {
+    /// A fresh batch from the generator at every step.
+    #[default]
+    Fresh,
+    /// A fixed pool of `pool_size` sequences generated once; batches are drawn from it.
+    Pool,
+}
+
+/// Stop training once a metric reaches a target (checked at every evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    /// Metric path, e.g. `eval.len64.acc`.
+    pub metric: String,
+    /// Stop when the metric is ≥ this.
+    pub at_least: f64,
+}
+
+/// The `[train]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Number of optimizer steps.
+    pub steps: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimConfig,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Clip the global gradient norm to this (0 = off).
+    pub grad_clip: f64,
+    /// Fresh data per step or a fixed pool.
+    pub data: DataMode,
+    /// Size of the fixed training pool (`data = "pool"`).
+    pub pool_size: usize,
+    /// Evaluate every this many steps (and at step 0 and at the end).
+    pub eval_every: usize,
+    /// Log training loss/accuracy every this many steps.
+    pub log_every: usize,
+    /// Write a checkpoint every this many steps (and at the end); 0 = only at the end.
+    pub checkpoint_every: usize,
+    /// How many periodic checkpoints to keep (the newest ones).
+    pub keep_checkpoints: usize,
+    /// Optional early stop on a metric.
+    pub early_stop: Option<EarlyStop>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch_size: 64,
+            optimizer: OptimConfig::default(),
+            schedule: LrSchedule::default(),
+            grad_clip: 0.0,
+            data: DataMode::Fresh,
+            pool_size: 10_000,
+            eval_every: 100,
+            log_every: 10,
+            checkpoint_every: 500,
+            keep_checkpoints: 2,
+            early_stop: None,
+        }
+    }
+}
+
+/// The experiment file as written (eval entries still raw task overrides).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExperiment {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    seed: u64,
+    task: TaskConfig,
+    #[serde(default)]
+    model: ModelConfig,
+    #[serde(default)]
+    train: TrainConfig,
+    #[serde(default)]
+    eval: Vec<Table>,
+    #[serde(default)]
+    check: Vec<CheckSpec>,
+}
+
+/// One evaluation set: the training task with some fields overridden (e.g. longer sequences).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSet {
+    /// Name used in metric paths: `eval.<name>.acc`.
+    pub name: String,
+    /// The task after overrides.
+    pub task: TaskConfig,
+    /// Number of sequences evaluated.
+    pub samples: usize,
+}
+
+/// A validated experiment.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// Experiment name (defaults to the file stem).
+    pub name: String,
+    /// One-paragraph description of the claim.
+    pub description: String,
+    /// Seed of model init and data.
+    pub seed: u64,
+    /// Training task.
+    pub task: TaskConfig,
+    /// Model (vocab_size resolved from the task).
+    pub model: ModelConfig,
+    /// Training loop settings.
+    pub train: TrainConfig,
+    /// Evaluation sets.
+    pub eval: Vec<EvalSet>,
+    /// Claims to check at the end.
+    pub checks: Vec<CheckSpec>,
+    /// The resolved configuration as TOML (what `config.toml` in the run directory holds).
+    pub resolved_toml: String,
+}
+
+fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { file: file.into(), key: key.into(), message: message.into() }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(file: &str, prefix: &str, v: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let key = match (prefix, path.as_str()) {
+            ("", ".") => "(top level)".to_string(),
+            ("", p) => p.to_string(),
+            (pre, ".") => pre.to_string(),
+            (pre, p) => format!("{pre}.{p}"),
+        };
+        err(file, key, plain_words(&e.into_inner().to_string()))
+    })
+}
+
+/// Serde's messages in a researcher's words: `expected usize` → `expected a non-negative
+/// integer`; drops the `in `key`` suffix the TOML layer appends (the key is named already).
+fn plain_words(msg: &str) -> String {
+    let msg = msg.trim().split(" in `").next().unwrap_or(msg).to_string();
+    [
+        ("usize", "a non-negative integer"),
+        ("u64", "a non-negative integer"),
+        ("f64", "a number"),
+        ("a boolean", "true or false"),
+    ]
+    .iter()
+    .fold(msg, |m, (rust, words)| m.replace(&format!("expected {rust}"), &format!("expected {words}")))
+}
+
+impl Experiment {
+    /// Reads, overrides (`key.path=value` strings and an optional seed) and validates a file.
+    pub fn load(path: &Path, sets: &[String], seed: Option<u64>) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(&file, "(file)", format!("cannot read: {e}")))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Self::from_str(&text, &file, &stem, sets, seed)
+    }
+
+    /// Like [`Experiment::load`] on text already read; `file` is used in messages.
+    pub fn from_str(
+        text: &str,
+        file: &str,
+        default_name: &str,
+        sets: &[String],
+        seed: Option<u64>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: Table = text.parse().map_err(|e: toml::de::Error| {
+            err(file, "(syntax)", e.message().to_string() + &line_of(text, e.span()))
+        })?;
+        for s in sets {
+            overrides::apply(&mut table, s).map_err(|m| err(file, "--set", m))?;
+        }
+        if let Some(seed) = seed {
+            table.insert("seed".into(), Value::Integer(seed as i64));
+        }
+        let mut raw: RawExperiment = typed(file, "", Value::Table(table))?;
+        if raw.name.is_empty() {
+            raw.name = default_name.to_string();
+        }
+        Self::validate(raw, file)
+    }
+
+    fn validate(mut raw: RawExperiment, file: &str) -> Result<Self, ConfigError> {
+        let task = raw.task.build().map_err(|e| err(file, format!("task.{}", e.key()), e.to_string()))?;
+        if raw.model.vocab_size == 0 {
+            raw.model.vocab_size = task.vocab_size();
+        } else if raw.model.vocab_size < task.vocab_size() {
+            return Err(err(
+                file,
+                "model.vocab_size",
+                format!(
+                    "{} is smaller than the task's vocabulary {}",
+                    raw.model.vocab_size,
+                    task.vocab_size()
+                ),
+            ));
+        }
+        raw.model.validate().map_err(|e| err(file, format!("model.{}", e.key), e.message))?;
+        let t = &raw.train;
+        for (key, v) in [
+            ("steps", t.steps),
+            ("batch_size", t.batch_size),
+            ("eval_every", t.eval_every),
+            ("log_every", t.log_every),
+        ] {
+            if v == 0 {
+                return Err(err(file, format!("train.{key}"), "must be ≥ 1"));
+            }
+        }
+        if t.data == DataMode::Pool && t.pool_size < t.batch_size {
+            return Err(err(file, "train.pool_size", format!("must be ≥ batch_size ({})", t.batch_size)));
+        }
+        t.optimizer.validate().map_err(|e| err(file, "train.optimizer", e.to_string()))?;
+        t.schedule.validate().map_err(|e| err(file, "train.schedule", e.to_string()))?;
+        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
+            return Err(err(file, "train.grad_clip", "must be a finite number ≥ 0 (0 = off)"));
+        }
+        let task_table = match Value::try_from(&raw.task) {
+            Ok(Value::Table(t)) => t,
+            _ => return Err(err(file, "task", "cannot be re-serialized")),
+        };
+        let mut eval = Vec::new();
+        let mut max_len = task.seq_len();
+        for (i, entry) in raw.eval.iter().enumerate() {
+            let key = |k: &str| format!("eval[{i}].{k}");
+            let mut merged = task_table.clone();
+            let mut name = None;
+            let mut samples = 512usize;
+            for (k, v) in entry {
+                match k.as_str() {
+                    "name" => {
+                        name = Some(v.as_str().ok_or_else(|| err(file, key("name"), "must be a string"))?)
+                    }
+                    "samples" => {
+                        samples = v
+                            .as_integer()
+                            .filter(|&n| n > 0)
+                            .ok_or_else(|| err(file, key("samples"), "must be an integer ≥ 1"))?
+                            as usize
+                    }
+                    "kind" => {
+                        return Err(err(file, key("kind"), "an eval set keeps the training task's kind"))
+                    }
+                    _ => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let name = name.ok_or_else(|| err(file, key("name"), "missing; every [[eval]] needs a name"))?;
+            if name.is_empty() || name.contains(['.', ',', '"', ' ']) {
+                return Err(err(
+                    file,
+                    key("name"),
+                    "must be non-empty without dots, commas, quotes or spaces",
+                ));
+            }
+            if eval.iter().any(|e: &EvalSet| e.name == name) {
+                return Err(err(file, key("name"), format!("`{name}` is used twice")));
+            }
+            let etask: TaskConfig = typed(file, &format!("eval[{i}]"), Value::Table(merged))?;
+            let built = etask.build().map_err(|e| err(file, key(e.key()), e.to_string()))?;
+            if built.vocab_size() > raw.model.vocab_size {
+                return Err(err(file, key("vocab_size"), "exceeds the model's vocabulary"));
+            }
+            max_len = max_len.max(built.seq_len());
+            eval.push(EvalSet { name: name.to_string(), task: etask, samples });
+        }
+        if raw.model.positional == tinylab_model::PositionalKind::Learned && max_len > raw.model.max_seq_len {
+            return Err(err(
+                file,
+                "model.max_seq_len",
+                format!(
+                    "{} is shorter than the longest train/eval sequence ({max_len})",
+                    raw.model.max_seq_len
+                ),
+            ));
+        }
+        let splits: Vec<String> = std::iter::once("train".to_string())
+            .chain(eval.iter().map(|e| format!("eval.{}", e.name)))
+            .collect();
+        for (i, c) in raw.check.iter().enumerate() {
+            c.validate(&splits).map_err(|m| err(file, format!("check[{i}]"), m))?;
+        }
+        if let Some(es) = &raw.train.early_stop {
+            let probe = CheckSpec {
+                name: "early_stop".into(),
+                metric: es.metric.clone(),
+                at_least: Some(es.at_least),
+                at_most: None,
+            };
+            probe.validate(&splits).map_err(|m| err(file, "train.early_stop.metric", m))?;
+        }
+        let resolved_toml = toml::to_string(&raw).map_err(|e| err(file, "(resolve)", e.to_string()))?;
+        Ok(Self {
+            name: raw.name,
+            description: raw.description,
+            seed: raw.seed,
+            task: raw.task,
+            model: raw.model,
+            train: raw.train,
+            eval,
+            checks: raw.check,
+            resolved_toml,
+        })
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(" (line {})", text[..r.start.min(text.len())].matches('\n').count() + 1),
+        None => String::new(),
+    }
+}

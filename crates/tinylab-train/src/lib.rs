@@ -1,0 +1,25 @@
+//! Experiment configs, the training loop, optimizers with saveable state, checkpoints,
+//! evaluation, claim checks and the run directory of tinylab.
+//!
+//! One run: TOML → [`Experiment`] (validated) → `config.toml` written → batches from the task
+//! → model → loss → optimizer → metric rows and checkpoints → evaluation → checks →
+//! `summary.json`. See [`trainer::run`].
+
+pub mod checkpoint;
+pub mod checks;
+pub mod data;
+pub mod eval;
+pub mod experiment;
+pub mod metrics;
+pub mod optim;
+pub mod overrides;
+pub mod progress;
+pub mod rundir;
+pub mod trainer;
+
+pub use checks::{CheckResult, CheckSpec};
+pub use experiment::{ConfigError, Experiment};
+pub use rundir::RunDir;
+pub use trainer::{run, RunOptions, RunOutcome, Summary};
+#[cfg(test)]
+mod trainer_tests;
