@@ -14,6 +14,8 @@ pub mod hooks;
 mod init;
 mod mlp;
 mod model;
+#[cfg(test)]
+mod model_tests;
 pub mod ops;
 pub mod params;
 pub mod positional;

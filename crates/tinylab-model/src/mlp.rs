@@ -31,7 +31,7 @@ pub(crate) fn forward(cfg: &ModelConfig, p: &Params, l: usize, x: &Tensor) -> Re
     let h = x2.matmul(p.get(&format!("blocks.{l}.mlp.W_in")))?; // [B·T, d_mlp]
     let h = h.add(&expand_like(p.get(&format!("blocks.{l}.mlp.b_in")), &h)?)?;
     let h = match cfg.activation {
-        Activation::Gelu => h.gelu_erf()?,
+        Activation::Gelu => crate::ops::gelu(&h)?,
         Activation::Relu => h.relu()?,
     };
     let y = h.matmul(p.get(&format!("blocks.{l}.mlp.W_out")))?; // [B·T, d]

@@ -194,8 +194,10 @@ impl Model {
                         self.cfg.max_seq_len
                     );
                 }
-                let pos = self.params.get("pos_embed.W_pos").narrow(0, 0, t)?;
-                x.broadcast_add(&pos)
+                // [T, d] repeated over the batch by a matmul (gemm backward, not a scalar reduce)
+                let pos = self.params.get("pos_embed.W_pos").narrow(0, 0, t)?.reshape((1, t * d))?;
+                let ones = Tensor::ones((b, 1), self.dtype, &self.device)?;
+                x.add(&ones.matmul(&pos)?.reshape((b, t, d))?)
             }
             PositionalKind::Sinusoidal => x.broadcast_add(&sinusoidal(t, d, self.dtype, &self.device)?),
             PositionalKind::None | PositionalKind::Rope => Ok(x),
@@ -256,6 +258,20 @@ impl Model {
             None => logits.reshape((b, t, self.cfg.vocab_size))?,
         };
         Ok(ModelOutput { logits, cache })
+    }
+
+    /// Reads a residual stream through the final norm and the unembedding (the logit lens).
+    ///
+    /// # Shapes
+    /// `x`: `[…, d]` → `[…, V]`.
+    pub fn unembed_residual(&self, x: &Tensor) -> Result<Tensor> {
+        let n = self.norm("ln_final", x)?;
+        let dims = n.dims().to_vec();
+        let d = *dims.last().unwrap_or(&0);
+        let rows = n.reshape((n.elem_count() / d.max(1), d))?;
+        let mut out = dims[..dims.len() - 1].to_vec();
+        out.push(self.cfg.vocab_size);
+        rows.matmul(&self.unembedding()?)?.reshape(out)
     }
 
     /// The unembedding `W_U` `[d, V]` (`W_Eᵀ` when tied).

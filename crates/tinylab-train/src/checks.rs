@@ -60,6 +60,9 @@ impl CheckSpec {
                 splits.join(", ")
             ));
         }
+        if split.starts_with("probe.") {
+            return Ok(()); // probe metrics are validated by the probe stage
+        }
         let allowed = if split == "train" { TRAIN_METRICS } else { EVAL_METRICS };
         if !allowed.contains(&metric) {
             return Err(format!(

@@ -10,9 +10,8 @@ use tinylab_tasks::TaskConfig;
 use toml::{Table, Value};
 
 use crate::checks::CheckSpec;
-use crate::optim::schedule::LrSchedule;
-use crate::optim::OptimConfig;
 use crate::overrides;
+pub use crate::train_config::{DataMode, EarlyStop, TrainConfig};
 
 /// A configuration problem: which file, which key, what is wrong and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,76 +32,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Where training batches come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DataMode {
-    /// A fresh batch from the generator at every step.
-    #[default]
-    Fresh,
-    /// A fixed pool of `pool_size` sequences generated once; batches are drawn from it.
-    Pool,
-}
-
-/// Stop training once a metric reaches a target (checked at every evaluation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EarlyStop {
-    /// Metric path, e.g. `eval.len64.acc`.
-    pub metric: String,
-    /// Stop when the metric is ≥ this.
-    pub at_least: f64,
-}
-
-/// The `[train]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// Number of optimizer steps.
-    pub steps: usize,
-    /// Sequences per step.
-    pub batch_size: usize,
-    /// Optimizer and its hyper-parameters.
-    pub optimizer: OptimConfig,
-    /// Learning-rate schedule.
-    pub schedule: LrSchedule,
-    /// Clip the global gradient norm to this (0 = off).
-    pub grad_clip: f64,
-    /// Fresh data per step or a fixed pool.
-    pub data: DataMode,
-    /// Size of the fixed training pool (`data = "pool"`).
-    pub pool_size: usize,
-    /// Evaluate every this many steps (and at step 0 and at the end).
-    pub eval_every: usize,
-    /// Log training loss/accuracy every this many steps.
-    pub log_every: usize,
-    /// Write a checkpoint every this many steps (and at the end); 0 = only at the end.
-    pub checkpoint_every: usize,
-    /// How many periodic checkpoints to keep (the newest ones).
-    pub keep_checkpoints: usize,
-    /// Optional early stop on a metric.
-    pub early_stop: Option<EarlyStop>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            steps: 1000,
-            batch_size: 64,
-            optimizer: OptimConfig::default(),
-            schedule: LrSchedule::default(),
-            grad_clip: 0.0,
-            data: DataMode::Fresh,
-            pool_size: 10_000,
-            eval_every: 100,
-            log_every: 10,
-            checkpoint_every: 500,
-            keep_checkpoints: 2,
-            early_stop: None,
-        }
-    }
-}
-
 /// The experiment file as written (eval entries still raw task overrides).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +51,18 @@ struct RawExperiment {
     eval: Vec<Table>,
     #[serde(default)]
     check: Vec<CheckSpec>,
+    #[serde(default)]
+    probe: Vec<Table>,
+}
+
+/// One `[[probe]]` entry: an analysis run after training (by the CLI's probe stage), whose
+/// scalar results become metrics `probe.<what>.<name>` that checks can refer to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    /// Which probe, e.g. `conv`, `attention`, `spectrum`.
+    pub what: String,
+    /// Its options (every key of the entry except `what`).
+    pub options: Table,
 }
 
 /// One evaluation set: the training task with some fields overridden (e.g. longer sequences).
@@ -154,6 +95,8 @@ pub struct Experiment {
     pub eval: Vec<EvalSet>,
     /// Claims to check at the end.
     pub checks: Vec<CheckSpec>,
+    /// Probes to run after training.
+    pub probes: Vec<ProbeSpec>,
     /// The resolved configuration as TOML (what `config.toml` in the run directory holds).
     pub resolved_toml: String,
 }
@@ -318,8 +261,24 @@ impl Experiment {
                 ),
             ));
         }
+        let mut probes = Vec::new();
+        for (i, entry) in raw.probe.iter().enumerate() {
+            let mut options = entry.clone();
+            let what = match options.remove("what") {
+                Some(Value::String(w)) if !w.is_empty() && !w.contains('.') => w,
+                _ => {
+                    return Err(err(
+                        file,
+                        format!("probe[{i}].what"),
+                        "missing; a string naming the probe, e.g. \"conv\"",
+                    ))
+                }
+            };
+            probes.push(ProbeSpec { what, options });
+        }
         let splits: Vec<String> = std::iter::once("train".to_string())
             .chain(eval.iter().map(|e| format!("eval.{}", e.name)))
+            .chain(probes.iter().map(|p| format!("probe.{}", p.what)))
             .collect();
         for (i, c) in raw.check.iter().enumerate() {
             c.validate(&splits).map_err(|m| err(file, format!("check[{i}]"), m))?;
@@ -343,6 +302,7 @@ impl Experiment {
             train: raw.train,
             eval,
             checks: raw.check,
+            probes,
             resolved_toml,
         })
     }

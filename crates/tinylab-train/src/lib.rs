@@ -15,6 +15,7 @@ pub mod optim;
 pub mod overrides;
 pub mod progress;
 pub mod rundir;
+pub mod train_config;
 pub mod trainer;
 
 pub use checks::{CheckResult, CheckSpec};

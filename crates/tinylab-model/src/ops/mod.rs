@@ -2,9 +2,11 @@
 //! covered by a finite-difference check in `crate::gradcheck`).
 
 mod causal_softmax;
+mod gelu;
 mod shift;
 
 pub use causal_softmax::causal_softmax;
+pub use gelu::gelu;
 pub use shift::{causal_conv, shift_right};
 
 use candle_core::{Result, Tensor, D};

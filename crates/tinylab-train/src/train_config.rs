@@ -1,0 +1,76 @@
+//! The `[train]` table: steps, batch, optimizer, schedule, data, logging, checkpoints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::schedule::LrSchedule;
+use crate::optim::OptimConfig;
+
+/// Where training batches come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataMode {
+    /// A fresh batch from the generator at every step.
+    #[default]
+    Fresh,
+    /// A fixed pool of `pool_size` sequences generated once; batches are drawn from it.
+    Pool,
+}
+
+/// Stop training once a metric reaches a target (checked at every evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    /// Metric path, e.g. `eval.len64.acc`.
+    pub metric: String,
+    /// Stop when the metric is ≥ this.
+    pub at_least: f64,
+}
+
+/// The `[train]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Number of optimizer steps.
+    pub steps: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimConfig,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Clip the global gradient norm to this (0 = off).
+    pub grad_clip: f64,
+    /// Fresh data per step or a fixed pool.
+    pub data: DataMode,
+    /// Size of the fixed training pool (`data = "pool"`).
+    pub pool_size: usize,
+    /// Evaluate every this many steps (and at step 0 and at the end).
+    pub eval_every: usize,
+    /// Log training loss/accuracy every this many steps.
+    pub log_every: usize,
+    /// Write a checkpoint every this many steps (and at the end); 0 = only at the end.
+    pub checkpoint_every: usize,
+    /// How many periodic checkpoints to keep (the newest ones).
+    pub keep_checkpoints: usize,
+    /// Optional early stop on a metric.
+    pub early_stop: Option<EarlyStop>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch_size: 64,
+            optimizer: OptimConfig::default(),
+            schedule: LrSchedule::default(),
+            grad_clip: 0.0,
+            data: DataMode::Fresh,
+            pool_size: 10_000,
+            eval_every: 100,
+            log_every: 10,
+            checkpoint_every: 500,
+            keep_checkpoints: 2,
+            early_stop: None,
+        }
+    }
+}
