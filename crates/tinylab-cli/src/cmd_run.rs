@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tinylab_train::checks::format_table;
-use tinylab_train::{run, Experiment, RunOptions, RunOutcome};
+use tinylab_train::{run, Experiment, RunOptions, RunOutcome, Summary};
 
 use crate::{EXIT_CHECK_FAILED, EXIT_CONFIG};
 
@@ -44,8 +44,14 @@ pub fn main(a: RunArgs) -> Result<u8> {
             return Ok(EXIT_CONFIG);
         }
     };
+    for (i, p) in exp.probes.iter().enumerate() {
+        if let Err(m) = crate::probe_stage::validate(p, &exp) {
+            eprintln!("error: {}: probe[{i}]: {m}", a.config.display());
+            return Ok(EXIT_CONFIG);
+        }
+    }
     let dir = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(&exp.name).join(tinylab_train::rundir::run_id(&exp.resolved_toml))
+        PathBuf::from("runs").join(&exp.name).join(tinylab_train::rundir::run_id(&exp.training_toml))
     });
     let opts =
         RunOptions { dir: dir.clone(), force: a.force, threads: a.threads, stop_after: None, quiet: a.quiet };
@@ -57,8 +63,9 @@ pub fn main(a: RunArgs) -> Result<u8> {
         }
         RunOutcome::Finished { summary, already_done } => {
             if already_done {
-                eprintln!("already finished (use --force to retrain)");
+                eprintln!("already finished (use --force to retrain); regenerating probes and figures");
             }
+            let summary = finish_run(&exp, &dir, summary)?;
             let mut evals: Vec<_> =
                 summary.final_metrics.iter().filter(|(k, _)| k.starts_with("eval.")).collect();
             evals.sort_by(|a, b| a.0.cmp(b.0));
@@ -78,4 +85,40 @@ pub fn main(a: RunArgs) -> Result<u8> {
             Ok(if summary.all_passed { 0 } else { EXIT_CHECK_FAILED })
         }
     }
+}
+
+/// After training: learning-curve figures, the `[[probe]]` analyses, and the checks
+/// re-evaluated with the probe metrics; rewrites `summary.json`.
+fn finish_run(exp: &Experiment, dir: &std::path::Path, mut summary: Summary) -> Result<Summary> {
+    let run = crate::runs::read_run(dir)?;
+    std::fs::create_dir_all(dir.join("plots"))?;
+    let title = format!("{} (seed {})", exp.name, exp.seed);
+    if !exp.eval.is_empty() {
+        crate::curves::plot_curves(
+            std::slice::from_ref(&run),
+            &["eval.*.acc".into()],
+            None,
+            false,
+            &title,
+            &dir.join("plots/accuracy.png"),
+        )?;
+    }
+    crate::curves::plot_curves(
+        std::slice::from_ref(&run),
+        &["*.loss".into()],
+        None,
+        true,
+        &title,
+        &dir.join("plots/loss.png"),
+    )?;
+    if !exp.probes.is_empty() {
+        let ctx = crate::probe_stage::ProbeContext::load(dir)?;
+        for p in &exp.probes {
+            summary.final_metrics.extend(ctx.run(p)?);
+        }
+    }
+    summary.checks = exp.checks.iter().map(|c| c.evaluate(&summary.final_metrics)).collect();
+    summary.all_passed = summary.checks.iter().all(|c| c.pass);
+    tinylab_train::rundir::write_atomic(&dir.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    Ok(summary)
 }

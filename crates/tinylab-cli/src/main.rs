@@ -3,9 +3,16 @@
 
 mod alloc;
 mod bench;
+mod cmd_collect;
 mod cmd_inspect;
+mod cmd_plot;
+mod cmd_probe;
 mod cmd_run;
 mod cmd_tasks;
+mod curves;
+mod probe_activations;
+mod probe_stage;
+mod runs;
 
 use std::process::ExitCode;
 
@@ -38,6 +45,13 @@ enum Command {
     Inspect(cmd_inspect::InspectArgs),
     /// Time forward+backward+AdamW steps against the PyTorch reference in scripts/.
     Bench(bench::BenchArgs),
+    /// Learning curves of one or many runs (seeds as mean ± band), grouped by a config key.
+    Plot(cmd_plot::PlotArgs),
+    /// Run one analysis (spectrum, circuits, conv, attention, logit_lens, ablate) on a run.
+    Probe(cmd_probe::ProbeArgs),
+    /// Merge the metrics of many runs into one long CSV table (run id, config columns, step,
+    /// split, metric, value) for pandas / polars.
+    Collect(cmd_collect::CollectArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +62,9 @@ fn main() -> ExitCode {
         Command::Tasks(c) => cmd_tasks::main(c),
         Command::Inspect(a) => cmd_inspect::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Collect(a) => cmd_collect::main(a),
+        Command::Plot(a) => cmd_plot::main(a),
+        Command::Probe(a) => cmd_probe::main(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AssocRecall, AssocRecallConfig, Copying, CopyingConfig, InductionHead, InductionHeadConfig, Mqar,
-    MqarConfig, SelectiveCopying, SelectiveCopyingConfig, Task, TaskError,
+    MqarConfig, Ocr, OcrConfig, SelectiveCopying, SelectiveCopyingConfig, Task, TaskError,
 };
 
 /// A task configuration, deserialized from an experiment's `[task]` table and tagged by `kind`.
@@ -32,10 +32,12 @@ pub enum TaskConfig {
     /// Copy the scattered data tokens after a delimiter (`kind = "selective_copying"`), see
     /// [`SelectiveCopying`].
     SelectiveCopying(SelectiveCopyingConfig),
+    /// Out-of-context reasoning over name → city → animal facts (`kind = "ocr"`), see [`Ocr`].
+    Ocr(OcrConfig),
 }
 
 /// `(kind, one-line description)` of every task kind, in [`TaskConfig::KINDS`] order.
-const DESCRIPTIONS: [(&str, &str); 5] = [
+const DESCRIPTIONS: [(&str, &str); 6] = [
     ("mqar", "multi-query associative recall (Zoology): k v pairs, then every key queried once later"),
     ("assoc_recall", "N-gram associative recall (H3): key-tuple/value pairs, then `=>` and one query tuple"),
     (
@@ -47,12 +49,19 @@ const DESCRIPTIONS: [(&str, &str); 5] = [
         "selective_copying",
         "selective copying (Mamba): data tokens scattered among blanks, then copied in order",
     ),
+    ("ocr", "out-of-context reasoning (OCR-Theory): name → city facts, city → animal implications"),
 ];
 
 impl TaskConfig {
     /// The `kind` tag of every task, as written in a `[task]` table.
-    pub const KINDS: &'static [&'static str] =
-        &[DESCRIPTIONS[0].0, DESCRIPTIONS[1].0, DESCRIPTIONS[2].0, DESCRIPTIONS[3].0, DESCRIPTIONS[4].0];
+    pub const KINDS: &'static [&'static str] = &[
+        DESCRIPTIONS[0].0,
+        DESCRIPTIONS[1].0,
+        DESCRIPTIONS[2].0,
+        DESCRIPTIONS[3].0,
+        DESCRIPTIONS[4].0,
+        DESCRIPTIONS[5].0,
+    ];
 
     /// `(kind, one-line description)` for every entry of [`TaskConfig::KINDS`], in that order
     /// (for `tinylab tasks list`).
@@ -68,6 +77,7 @@ impl TaskConfig {
             Self::InductionHead(_) => Self::KINDS[2],
             Self::Copying(_) => Self::KINDS[3],
             Self::SelectiveCopying(_) => Self::KINDS[4],
+            Self::Ocr(_) => Self::KINDS[5],
         }
     }
 
@@ -84,6 +94,7 @@ impl TaskConfig {
             Self::InductionHead(c) => Box::new(InductionHead::new(c.clone())?),
             Self::Copying(c) => Box::new(Copying::new(c.clone())?),
             Self::SelectiveCopying(c) => Box::new(SelectiveCopying::new(c.clone())?),
+            Self::Ocr(c) => Box::new(Ocr::new(c.clone())?),
         })
     }
 }

@@ -12,6 +12,7 @@
 //! | `induction_head` | [`InductionHead`]: recall what followed the trigger (H3 layout) | 1 |
 //! | `copying` | [`Copying`]: copy a span after `SEP` | `num_tokens` |
 //! | `selective_copying` | [`SelectiveCopying`]: copy the scattered data tokens (Mamba) | `num_tokens` |
+//! | `ocr` | [`Ocr`]: out-of-context reasoning, name → city → animal facts (OCR-Theory layout) | 1 |
 //!
 //! Targets follow next-token prediction with teacher forcing: the target at position `t` is
 //! what the model must predict from the inputs at positions `≤ t`; unlabelled positions hold
@@ -24,6 +25,10 @@ mod copying;
 mod error;
 mod induction_head;
 mod mqar;
+mod ocr;
+mod ocr_config;
+#[cfg(test)]
+mod ocr_tests;
 mod selective_copying;
 #[cfg(test)]
 mod testutil;
@@ -35,6 +40,8 @@ pub use copying::{Copying, CopyingConfig};
 pub use error::TaskError;
 pub use induction_head::{InductionHead, InductionHeadConfig};
 pub use mqar::{Mqar, MqarConfig};
+pub use ocr::Ocr;
+pub use ocr_config::{OcrConfig, OcrSplit, OcrWorld, OcrWorldKind};
 pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};
 
 /// The random-number generator every task draws from: ChaCha8, whose stream is fixed by the

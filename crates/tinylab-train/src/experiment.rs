@@ -99,6 +99,9 @@ pub struct Experiment {
     pub probes: Vec<ProbeSpec>,
     /// The resolved configuration as TOML (what `config.toml` in the run directory holds).
     pub resolved_toml: String,
+    /// The part of it that determines training (no description, checks or probes): the run id
+    /// hashes this, so adding a check or a probe re-analyses a run instead of retraining it.
+    pub training_toml: String,
 }
 
 fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -293,6 +296,9 @@ impl Experiment {
             probe.validate(&splits).map_err(|m| err(file, "train.early_stop.metric", m))?;
         }
         let resolved_toml = toml::to_string(&raw).map_err(|e| err(file, "(resolve)", e.to_string()))?;
+        let training =
+            RawExperiment { description: String::new(), check: vec![], probe: vec![], ..raw.clone() };
+        let training_toml = toml::to_string(&training).map_err(|e| err(file, "(resolve)", e.to_string()))?;
         Ok(Self {
             name: raw.name,
             description: raw.description,
@@ -304,6 +310,7 @@ impl Experiment {
             checks: raw.check,
             probes,
             resolved_toml,
+            training_toml,
         })
     }
 }

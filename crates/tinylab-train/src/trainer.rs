@@ -81,13 +81,17 @@ fn prepare_dir(exp: &Experiment, opts: &RunOptions, rd: &RunDir) -> Result<Optio
         std::fs::remove_dir_all(&rd.root).with_context(|| format!("removing {}", rd.root.display()))?;
     }
     if rd.config().exists() {
-        let old = std::fs::read_to_string(rd.config())?;
-        if old != exp.resolved_toml {
+        let old_text = std::fs::read_to_string(rd.config())?;
+        let old = Experiment::from_str(&old_text, &rd.config().display().to_string(), &exp.name, &[], None)
+            .map(|e| e.training_toml)
+            .unwrap_or(old_text);
+        if old != exp.training_toml {
             bail!(
                 "{} holds a run of a different configuration; choose another --out or pass --force to overwrite",
                 rd.root.display()
             );
         }
+        write_atomic(&rd.config(), exp.resolved_toml.as_bytes())?; // checks/probes may have changed
         if rd.summary().exists() {
             let s: Summary = serde_json::from_slice(&std::fs::read(rd.summary())?)?;
             return Ok(Some(s));
@@ -101,7 +105,7 @@ fn prepare_dir(exp: &Experiment, opts: &RunOptions, rd: &RunDir) -> Result<Optio
 /// Trains (or resumes) the experiment in `opts.dir`, evaluates, checks, writes the summary.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let rd = RunDir::new(&opts.dir);
-    let run_id = crate::rundir::run_id(&exp.resolved_toml);
+    let run_id = crate::rundir::run_id(&exp.training_toml);
     if let Some(summary) = prepare_dir(exp, opts, &rd)? {
         return Ok(RunOutcome::Finished { summary, already_done: true });
     }
