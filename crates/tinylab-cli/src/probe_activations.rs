@@ -119,4 +119,46 @@ impl ProbeContext {
         )?;
         Ok(metrics)
     }
+
+    /// Logistic probes from the residual stream at labelled positions (after the embedding and
+    /// after each block, or the `hook` named) to the target token, on a seeded 75/25 split.
+    pub(crate) fn linear_probe(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
+        use tinylab_model::{ForwardOptions, HookPoint, HookSet};
+        let (_, samples) = self.samples(opts)?;
+        let layers = self.model.config().n_layers;
+        let points: Vec<HookPoint> = match opts.get("hook").and_then(|v| v.as_str()) {
+            Some(h) => vec![h.parse().map_err(anyhow::Error::msg)?],
+            None => std::iter::once(HookPoint::Embed).chain((0..layers).map(HookPoint::ResidPost)).collect(),
+        };
+        let hooks = HookSet::of(points.iter().copied());
+        let out =
+            self.model.forward(&samples.tokens, ForwardOptions { select: None, hooks: Some(&hooks) })?;
+        let mut classes: Vec<u32> = samples.targets.clone();
+        classes.sort_unstable();
+        classes.dedup();
+        let labels: Vec<usize> =
+            samples.targets.iter().map(|t| classes.binary_search(t).expect("present")).collect();
+        let split = tinylab_probe::linear_probe::train_test_split(labels.len(), 0.25, self.exp.seed)?;
+        let mut metrics = Vec::new();
+        let mut rows = Vec::new();
+        for p in points {
+            let act =
+                out.cache.get(p).ok_or_else(|| anyhow::anyhow!("hook {p} records nothing in this model"))?;
+            let d = *act.dims().last().unwrap_or(&1);
+            let x = act.reshape((act.elem_count() / d, d))?.index_select(&samples.select, 0)?;
+            let x = tinylab_probe::convert::tensor_to_array2(&x)?;
+            let cfg = tinylab_probe::LogisticConfig::default();
+            let r = tinylab_probe::logistic_probe(&x, &labels, classes.len(), &cfg, &split)?;
+            let name = p.to_string().replace('.', "_");
+            metrics.push((format!("{name}_test_acc"), r.test_accuracy));
+            metrics.push((format!("{name}_train_acc"), r.train_accuracy));
+            rows.push(serde_json::json!({"hook": p.to_string(), "train_acc": r.train_accuracy, "test_acc": r.test_accuracy,
+                "majority_baseline": r.majority_baseline, "n_train": r.n_train, "n_test": r.n_test}));
+        }
+        write_json(
+            &self.probe_file("linear_probe.json"),
+            &serde_json::json!({"step": self.step, "label": "target token", "probes": rows}),
+        )?;
+        Ok(metrics)
+    }
 }

@@ -26,6 +26,11 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
     ("attention", &["eval", "samples"], "attention maps; mass on the position after the query's match"),
     ("logit_lens", &["eval", "samples"], "accuracy of each layer's residual read through the unembedding"),
     ("ablate", &["eval", "samples"], "accuracy drop when each head is zero-ablated"),
+    (
+        "linear_probe",
+        &["eval", "samples", "hook"],
+        "logistic probes from the residual stream to the target token",
+    ),
 ];
 
 /// Checks a probe entry's kind and option names (before training starts).
@@ -105,6 +110,7 @@ impl ProbeContext {
             "attention" => self.attention(&spec.options)?,
             "logit_lens" => self.logit_lens(&spec.options)?,
             "ablate" => self.ablate(&spec.options)?,
+            "linear_probe" => self.linear_probe(&spec.options)?,
             other => bail!("unknown probe `{other}`"),
         };
         let out: BTreeMap<String, f64> =

@@ -41,7 +41,9 @@ pub struct Heatmap {
 ///
 /// Cells are square where possible, up to 48 pixels each and scaled so the matrix is about
 /// 640 pixels on its longer side (a 512 × 512 matrix gets 1-pixel cells; larger ones are
-/// subsampled, down to 1024 pixels for 4096). The colour bar on the right shows the value
+/// subsampled, at most 4 cells per pixel and never wider than 4096 pixels; a side shorter
+/// than 120 pixels is stretched, up to 8:1). Big matrices are drawn as one image (embedded
+/// as a PNG in SVG output) rather than one rectangle per cell. The colour bar on the right shows the value
 /// range with ticks. Errors (never panics) on an unsupported extension, an empty or ragged
 /// matrix, label counts that do not match the matrix, or I/O failure.
 pub fn heatmap(h: &Heatmap, path: &Path) -> Result<()> {

@@ -47,6 +47,9 @@ pub(crate) struct Panel<'a> {
 
 /// The smallest of 1, 2, 5, 10, 20, 50, … that is at least `min`.
 fn nice_stride(min: f64) -> usize {
+    if min.is_nan() || min > 1e9 {
+        return 1_000_000_000; // NaN or absurd: effectively "label only the first"
+    }
     let mut base = 1usize;
     loop {
         for m in [1, 2, 5] {
@@ -65,11 +68,13 @@ fn label(labels: &[String], i: usize) -> String {
 impl<'a> Panel<'a> {
     /// Cell width and height for a `rows × cols` matrix whose longer side should be about
     /// `target` pixels: whole pixels from 1 to 48 when possible (subsampling, down to a
-    /// quarter pixel, beyond `target` cells), stretched along a side that would otherwise be
+    /// quarter pixel or a 4096-pixel grid, beyond `target` cells), stretched along a side that would otherwise be
     /// under 120 pixels (at most 8:1).
     pub(crate) fn cell_size(rows: usize, cols: usize, target: f64) -> (f64, f64) {
         let c = target / rows.max(cols) as f64;
-        let c = if c >= 1.0 { c.floor().min(MAX_CELL) } else { c.max(0.25) };
+        // Whole pixels when possible; otherwise subsample, but keep the grid under 4096 px.
+        let c =
+            if c >= 1.0 { c.floor().min(MAX_CELL) } else { c.max(0.25).min(4096.0 / rows.max(cols) as f64) };
         let stretch = |n: usize| {
             let want = 120.0 / n as f64;
             if n as f64 * c < 120.0 {

@@ -126,3 +126,32 @@ fn spectrum_plot_both_formats() {
     assert_svg_has(&out(&dir, "s.svg"), &["layer 0 spectra", "singular value", "index", "W_k"]);
     assert!(spectrum_plot("x", &[("empty".into(), vec![])], true, &out(&dir, "e.png")).is_err());
 }
+
+#[test]
+fn degenerate_data_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = |x: Vec<f64>, y: Vec<f64>| LinePlot {
+        title: "edge".into(),
+        series: vec![Series { label: "s".into(), x, y, band: None }],
+        ..Default::default()
+    };
+    let cases = [
+        one(vec![5.0], vec![0.3]),
+        one(vec![1.0, 2.0, 3.0], vec![2.0, 2.0, 2.0]),
+        one(vec![0.0, 1.0], vec![-1e300, 1e300]),
+        one(vec![1.0, 2.0], vec![1.0, 1.0 + 1e-15]),
+        one(vec![f64::NAN, 1.0, 2.0, f64::INFINITY], vec![1.0, f64::NAN, 3.0, 4.0]),
+    ];
+    for (i, p) in cases.iter().enumerate() {
+        for log in [false, true] {
+            let p = LinePlot { y_log: log, x_log: log, ..p.clone() };
+            let path = out(&dir, &format!("edge{i}-{log}.png"));
+            match line_plot(&p, &path) {
+                Ok(()) => {
+                    assert_png(&path);
+                }
+                Err(e) => assert!(e.to_string().contains("no plottable points"), "{e}"),
+            }
+        }
+    }
+}

@@ -43,7 +43,8 @@ pub enum OcrSplit {
     TestImplications,
 }
 
-/// Sizes of an [`Ocr`](crate::Ocr) task (`kind = "ocr"`); defaults are `scripts/train_attn1_1heads.sh`.
+/// Sizes of an [`Ocr`](crate::Ocr) task (`kind = "ocr"`); the defaults are those of the code's
+/// `scripts/train_attn1_1heads.sh`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OcrConfig {
@@ -93,7 +94,10 @@ pub struct OcrWorld {
 }
 
 impl OcrWorld {
-    /// Builds the world of `cfg` (sizes already validated).
+    /// Builds the world of `cfg` (sizes validated by [`Ocr::new`](crate::Ocr::new)).
+    ///
+    /// # Panics
+    /// If `num_city` or `num_animal` is 0.
     pub fn new(cfg: &OcrConfig) -> Self {
         let (n, c, a) = (cfg.num_name, cfg.num_city, cfg.num_animal);
         let mut rng = TaskRng::seed_from_u64(cfg.world_seed);
