@@ -6,6 +6,7 @@
 //! five temporaries of `ops::softmax` (perf-notes: ≈2× on the attention block).
 //! Backward: `dS = Y ⊙ (dY − Σ_j Y_j dY_j)` row by row.
 
+use super::contiguous_slice;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Row-wise causal softmax of a contiguous `[…, T_q, T_k]` tensor (f32 or f64).
@@ -27,13 +28,6 @@ fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
         candle_core::bail!("causal_softmax needs T_k ≥ T_q, got {d:?}");
     }
     Ok((shape.elem_count() / tk, tq, tk))
-}
-
-fn slice<'a, T>(v: &'a [T], layout: &Layout) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("causal_softmax needs a contiguous input"),
-    }
 }
 
 trait Float: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> {
@@ -117,8 +111,12 @@ impl CustomOp1 for CausalSoftmax {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (rows, tq, tk) = dims(l.shape())?;
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(forward(slice(v, l)?, rows, tq, tk)),
-            CpuStorage::F64(v) => CpuStorage::F64(forward(slice(v, l)?, rows, tq, tk)),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(forward(contiguous_slice(v, l, "causal_softmax")?, rows, tq, tk))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(forward(contiguous_slice(v, l, "causal_softmax")?, rows, tq, tk))
+            }
             _ => candle_core::bail!("causal_softmax supports f32 and f64"),
         };
         Ok((out, l.shape().clone()))
@@ -144,12 +142,20 @@ impl CustomOp2 for CausalSoftmaxGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, tq, tk) = dims(l1.shape())?;
         let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => {
-                CpuStorage::F32(backward(slice(y, l1)?, slice(g, l2)?, rows, tq, tk))
-            }
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => {
-                CpuStorage::F64(backward(slice(y, l1)?, slice(g, l2)?, rows, tq, tk))
-            }
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(backward(
+                contiguous_slice(y, l1, "causal_softmax")?,
+                contiguous_slice(g, l2, "causal_softmax")?,
+                rows,
+                tq,
+                tk,
+            )),
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(backward(
+                contiguous_slice(y, l1, "causal_softmax")?,
+                contiguous_slice(g, l2, "causal_softmax")?,
+                rows,
+                tq,
+                tk,
+            )),
             _ => candle_core::bail!("causal_softmax backward supports f32 and f64"),
         };
         Ok((out, l1.shape().clone()))

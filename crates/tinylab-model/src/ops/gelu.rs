@@ -6,6 +6,7 @@
 //! backward are one pass each. f32 uses the Abramowitz–Stegun 7.1.26 erf (|error| ≤ 1.5e-7,
 //! below f32 rounding of the result); f64 uses libm's `erf`.
 
+use super::contiguous_slice;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Elementwise exact GELU of a tensor (f32 or f64), differentiable.
@@ -40,13 +41,6 @@ fn cdf_f64(x: f64) -> f64 {
     0.5 * (1.0 + libm::erf(x * FRAC_1_SQRT_2))
 }
 
-fn slice<'a, T>(v: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("gelu needs a contiguous input"),
-    }
-}
-
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         "gelu-erf"
@@ -54,8 +48,12 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(slice(v, l)?.iter().map(|&x| x * cdf_f32(x)).collect()),
-            CpuStorage::F64(v) => CpuStorage::F64(slice(v, l)?.iter().map(|&x| x * cdf_f64(x)).collect()),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(contiguous_slice(v, l, "gelu")?.iter().map(|&x| x * cdf_f32(x)).collect())
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(contiguous_slice(v, l, "gelu")?.iter().map(|&x| x * cdf_f64(x)).collect())
+            }
             _ => candle_core::bail!("gelu supports f32 and f64"),
         };
         Ok((out, l.shape().clone()))
@@ -81,11 +79,11 @@ impl CustomOp2 for GeluGrad {
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => {
                 let c = FRAC_1_SQRT_2PI as f32;
-                let it = slice(x, l1)?.iter().zip(slice(g, l2)?);
+                let it = contiguous_slice(x, l1, "gelu")?.iter().zip(contiguous_slice(g, l2, "gelu")?);
                 CpuStorage::F32(it.map(|(&x, &g)| g * (cdf_f32(x) + x * c * (-0.5 * x * x).exp())).collect())
             }
             (CpuStorage::F64(x), CpuStorage::F64(g)) => {
-                let it = slice(x, l1)?.iter().zip(slice(g, l2)?);
+                let it = contiguous_slice(x, l1, "gelu")?.iter().zip(contiguous_slice(g, l2, "gelu")?);
                 let d = |x: f64| cdf_f64(x) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp();
                 CpuStorage::F64(it.map(|(&x, &g)| g * d(x)).collect())
             }

@@ -9,7 +9,16 @@ pub use causal_softmax::causal_softmax;
 pub use gelu::gelu;
 pub use shift::{causal_conv, shift_right};
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Layout, Result, Tensor, D};
+
+/// The elements of a contiguous CPU buffer that `layout` covers (custom ops need contiguous
+/// inputs; `op` names the op in the error).
+pub(crate) fn contiguous_slice<'a, T>(v: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("{op} needs a contiguous input"),
+    }
+}
 
 /// Repeats a parameter row over the leading dims of `like` by a matmul with a ones column,
 /// so that the gradient of the parameter is a gemm instead of candle's scalar broadcast-reduce.
