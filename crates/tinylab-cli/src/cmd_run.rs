@@ -18,8 +18,15 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Seed (overrides the file's `seed`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     pub seed: Option<u64>,
+    /// Several seeds, each its own one-thread process, summarized as mean ± std
+    /// (run directories OUT/seed<N>, OUT defaulting to runs/<name>).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// With --seeds: how many seeds run at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
     /// Run directory (default: runs/<name>/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -49,6 +56,9 @@ pub fn main(a: RunArgs) -> Result<u8> {
             eprintln!("error: {}: probe[{i}]: {m}", a.config.display());
             return Ok(EXIT_CONFIG);
         }
+    }
+    if !a.seeds.is_empty() {
+        return crate::cmd_run_seeds::main(&a, &exp, &a.seeds);
     }
     let dir = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(&exp.name).join(tinylab_train::rundir::run_id(&exp.training_toml))

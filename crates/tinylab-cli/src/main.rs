@@ -8,9 +8,11 @@ mod cmd_inspect;
 mod cmd_plot;
 mod cmd_probe;
 mod cmd_run;
+mod cmd_run_seeds;
 mod cmd_tasks;
 mod curves;
 mod probe_activations;
+mod probe_history;
 mod probe_stage;
 mod runs;
 

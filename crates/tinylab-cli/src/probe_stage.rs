@@ -21,7 +21,11 @@ use toml::Table;
 /// Probe kinds and the options each accepts.
 pub const PROBES: &[(&str, &[&str], &str)] = &[
     ("spectrum", &[], "singular values, nuclear norm, effective rank of every QK and OV circuit"),
-    ("circuits", &["tokens"], "QK and OV circuits in the token basis (heat maps, safetensors)"),
+    (
+        "circuits",
+        &["tokens"],
+        "QK and OV circuits in the token basis (heat maps, safetensors); Q/K/V composition",
+    ),
     ("conv", &[], "CAT filter taps per lag and the share of each lag in the projected filter"),
     ("attention", &["eval", "samples"], "attention maps; mass on the position after the query's match"),
     ("logit_lens", &["eval", "samples"], "accuracy of each layer's residual read through the unembedding"),
@@ -31,6 +35,8 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
         &["eval", "samples", "hook"],
         "logistic probes from the residual stream to the target token",
     ),
+    ("spectrum_history", &[], "nuclear norm of every circuit at every saved checkpoint"),
+    ("ov_blocks", &["blocks"], "blocks of the token-basis OV circuit (e.g. name:city) with diagonal margins"),
 ];
 
 /// Checks a probe entry's kind and option names (before training starts).
@@ -111,6 +117,8 @@ impl ProbeContext {
             "logit_lens" => self.logit_lens(&spec.options)?,
             "ablate" => self.ablate(&spec.options)?,
             "linear_probe" => self.linear_probe(&spec.options)?,
+            "spectrum_history" => self.spectrum_history()?,
+            "ov_blocks" => self.ov_blocks(&spec.options)?,
             other => bail!("unknown probe `{other}`"),
         };
         let out: BTreeMap<String, f64> =
@@ -185,6 +193,24 @@ impl ProbeContext {
             }
         }
         checkpoint::save_atomic(&self.probe_file("circuits.safetensors"), &tensors, &BTreeMap::new())?;
+        let mut metrics = Vec::new();
+        if self.model.config().n_layers > 1 {
+            // Q-, K-, V-composition of every earlier head into every later one.
+            let mut comp = serde_json::Map::new();
+            for kind in tinylab_probe::CompositionKind::ALL {
+                let name = format!("{kind:?}").to_lowercase();
+                let scores = tinylab_probe::all_composition_scores(&self.model, kind)?;
+                let mut rows = Vec::new();
+                for ((l1, h1, l2, h2), v) in scores.indexed_iter() {
+                    if l1 < l2 {
+                        rows.push(json!({"sender": [l1, h1], "receiver": [l2, h2], "score": v}));
+                    }
+                }
+                metrics.push((format!("max_{name}_composition"), scores.iter().copied().fold(0.0, f64::max)));
+                comp.insert(name, serde_json::Value::Array(rows));
+            }
+            write_json(&self.probe_file("composition.json"), &json!({"step": self.step, "scores": comp}))?;
+        }
         let cols = self.model.config().n_heads;
         tinylab_plot::small_multiples(
             &format!("{}: QK circuit E·W_QK·Eᵀ", self.exp.name),
@@ -198,7 +224,7 @@ impl ProbeContext {
             cols,
             &self.plot_file("circuits_ov.png"),
         )?;
-        Ok(Vec::new())
+        Ok(metrics)
     }
 
     fn conv(&self) -> Result<Vec<(String, f64)>> {

@@ -135,6 +135,15 @@ impl Model {
         Ok(())
     }
 
+    /// An independent model of the same configuration (weights not shared with `self`; a
+    /// plain `clone` shares the trainable variables' storage).
+    pub fn clone_fresh(&self) -> std::result::Result<Self, ModelError> {
+        let mut m = Self::new(&self.cfg, 0, &self.device, self.dtype)?;
+        let tensors = self.params.all().into_iter().collect();
+        m.load_weights(&tensors)?;
+        Ok(m)
+    }
+
     /// The configuration the model was built from.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
