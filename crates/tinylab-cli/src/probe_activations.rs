@@ -101,7 +101,8 @@ impl ProbeContext {
         Ok(names.into_iter().zip(accs).map(|(n, a)| (format!("{n}_acc"), a)).collect())
     }
 
-    /// Accuracy before and after zero-ablating each head.
+    /// Accuracy before and after zero-ablating each head, and after removing the top singular
+    /// direction of each head's OV circuit (`OV ← OV (I − v₁v₁ᵀ)`).
     pub(crate) fn ablate(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
         let (_, samples) = self.samples(opts)?;
         let base = samples.accuracy(&self.model)?;
@@ -112,6 +113,20 @@ impl ProbeContext {
             metrics.push((format!("l{l}h{h}_zero_acc"), acc));
             metrics.push((format!("l{l}h{h}_zero_drop"), base - acc));
             rows.push(serde_json::json!({"layer": l, "head": h, "ablation": "zero", "acc": acc, "drop": base - acc}));
+            // Remove the OV circuit's top singular direction (in output space) from the head.
+            let svd = tinylab_probe::circuits::ov_circuit(&self.model, l, h)?.svd()?;
+            if svd.s.len() > 1 {
+                let v1 = svd.vt.row(0).to_owned().insert_axis(ndarray::Axis(0));
+                let dirs = tinylab_probe::convert::array2_to_tensor(
+                    &v1,
+                    self.model.device(),
+                    candle_core::DType::F32,
+                )?;
+                let acc1 = samples.accuracy(&ablate::remove_output_directions(&self.model, l, h, &dirs)?)?;
+                metrics.push((format!("l{l}h{h}_top_sv_drop"), base - acc1));
+                rows.push(serde_json::json!({"layer": l, "head": h, "ablation": "top OV singular direction",
+                    "sigma": svd.s[0], "acc": acc1, "drop": base - acc1}));
+            }
         }
         write_json(
             &self.probe_file("ablate.json"),

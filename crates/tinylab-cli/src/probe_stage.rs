@@ -29,7 +29,11 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
     ("conv", &[], "CAT filter taps per lag and the share of each lag in the projected filter"),
     ("attention", &["eval", "samples"], "attention maps; mass on the position after the query's match"),
     ("logit_lens", &["eval", "samples"], "accuracy of each layer's residual read through the unembedding"),
-    ("ablate", &["eval", "samples"], "accuracy drop when each head is zero-ablated"),
+    (
+        "ablate",
+        &["eval", "samples"],
+        "accuracy drop when each head is zero-ablated or loses its top OV direction",
+    ),
     (
         "linear_probe",
         &["eval", "samples", "hook"],
