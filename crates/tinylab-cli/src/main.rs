@@ -9,8 +9,10 @@ mod cmd_plot;
 mod cmd_probe;
 mod cmd_run;
 mod cmd_run_seeds;
+mod cmd_sweep;
 mod cmd_tasks;
 mod curves;
+mod jobs;
 mod probe_activations;
 mod probe_history;
 mod probe_stage;
@@ -40,6 +42,9 @@ struct Cli {
 enum Command {
     /// Train an experiment, evaluate it, print the claim checks (exit 1 if one fails).
     Run(cmd_run::RunArgs),
+    /// Run every point of a grid of config values for every seed (one-thread processes) and
+    /// summarize each point as mean ± std.
+    Sweep(cmd_sweep::SweepArgs),
     /// List the synthetic tasks, or show decoded samples of one.
     #[command(subcommand)]
     Tasks(cmd_tasks::TasksCommand),
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd_run::main(a),
+        Command::Sweep(a) => cmd_sweep::main(a),
         Command::Tasks(c) => cmd_tasks::main(c),
         Command::Inspect(a) => cmd_inspect::main(a),
         Command::Bench(a) => bench::main(a),
