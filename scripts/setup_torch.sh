@@ -10,8 +10,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
 PY="$VENV/bin/python"
 
-if [ -x "$PY" ] && "$PY" -c "import torch" >/dev/null 2>&1; then
-    echo "torch $("$PY" -c 'import torch; print(torch.__version__)') already in $VENV" >&2
+if [ -x "$PY" ] && "$PY" -W ignore -c "import torch" >/dev/null 2>&1; then
+    echo "torch $("$PY" -W ignore -c 'import torch; print(torch.__version__)') already in $VENV" >&2
     exit 0
 fi
 
@@ -20,4 +20,4 @@ echo "creating $VENV with $PYTHON ($("$PYTHON" --version 2>&1))" >&2
 "$PYTHON" -m venv "$VENV"
 "$PY" -m pip install --quiet --upgrade pip >&2
 "$PY" -m pip install "torch==$TORCH_VERSION" >&2
-"$PY" -c "import torch; print('installed torch', torch.__version__)" >&2
+"$PY" -W ignore -c "import torch; print('installed torch', torch.__version__)" >&2
