@@ -103,7 +103,7 @@ fn finish_run(exp: &Experiment, dir: &std::path::Path, mut summary: Summary) -> 
     let run = crate::runs::read_run(dir)?;
     std::fs::create_dir_all(dir.join("plots"))?;
     let title = format!("{} (seed {})", exp.name, exp.seed);
-    if !exp.eval.is_empty() {
+    if !exp.eval.is_empty() && exp.task.build()?.num_features() == 0 {
         crate::curves::plot_curves(
             std::slice::from_ref(&run),
             &["eval.*.acc".into()],

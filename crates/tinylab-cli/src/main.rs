@@ -15,6 +15,7 @@ mod curves;
 mod jobs;
 mod probe_activations;
 mod probe_history;
+mod probe_icl;
 mod probe_stage;
 mod runs;
 

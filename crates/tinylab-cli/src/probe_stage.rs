@@ -40,6 +40,11 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
         "logistic probes from the residual stream to the target token",
     ),
     ("spectrum_history", &[], "nuclear norm of every circuit at every saved checkpoint"),
+    (
+        "icl",
+        &["eval", "samples"],
+        "one-layer LSA vs one-step GD: W_KQ ≈ c·I / Γ, W_PV on (y,y), step, sensitivity",
+    ),
     ("ov_blocks", &["blocks"], "blocks of the token-basis OV circuit (e.g. name:city) with diagonal margins"),
 ];
 
@@ -123,6 +128,7 @@ impl ProbeContext {
             "linear_probe" => self.linear_probe(&spec.options)?,
             "spectrum_history" => self.spectrum_history()?,
             "ov_blocks" => self.ov_blocks(&spec.options)?,
+            "icl" => self.icl(&spec.options)?,
             other => bail!("unknown probe `{other}`"),
         };
         let out: BTreeMap<String, f64> =

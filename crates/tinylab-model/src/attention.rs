@@ -122,7 +122,10 @@ pub(crate) fn forward(
     let pattern = match cfg.attention {
         AttentionKind::Softmax => causal_softmax(&scores)?,
         AttentionKind::Linear => {
-            let mask = Tensor::tril2(t, scores.dtype(), scores.device())?;
+            let mut mask = Tensor::tril2(t, scores.dtype(), scores.device())?;
+            if !cfg.attend_self {
+                mask = (mask - Tensor::eye(t, scores.dtype(), scores.device())?)?;
+            }
             scores.broadcast_mul(&mask)?
         }
     };

@@ -88,6 +88,51 @@ pub enum Activation {
     Relu,
 }
 
+/// What the model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// Token ids through the embedding `W_E` (and positions).
+    #[default]
+    Tokens,
+    /// Real vectors `[B, T, d_model]` that are the residual stream directly (no embedding, no
+    /// positions): continuous tasks such as in-context linear regression.
+    Continuous,
+}
+
+impl InputKind {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What the model outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadoutKind {
+    /// Logits through the final norm and `W_U`.
+    #[default]
+    Unembed,
+    /// The last coordinate of the final residual stream (the `y`-slot of an `(x, y)` token),
+    /// one real number per position: with residual connections and no MLP this is the input's
+    /// `y` plus the attention output's `y` (von Oswald et al.; Mahankali et al.).
+    LastCoordinate,
+}
+
+impl ReadoutKind {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// The `[model]` table. Every part of the tiny transformer is switchable here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,6 +193,17 @@ pub struct ModelConfig {
     pub identity_init: Vec<String>,
     /// Multiplier on every random initialization's standard deviation.
     pub init_scale: f64,
+    /// Token ids or continuous vectors (`continuous` needs `readout = "last_coordinate"`).
+    #[serde(default, skip_serializing_if = "InputKind::is_default")]
+    pub input: InputKind,
+    /// Logits or the last residual coordinate.
+    #[serde(default, skip_serializing_if = "ReadoutKind::is_default")]
+    pub readout: ReadoutKind,
+    /// Whether a position attends to itself (`false`: strictly causal, linear attention only;
+    /// google-research's LSA keeps the query out of the keys and values, `include_query =
+    /// False`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub attend_self: bool,
 }
 
 impl Default for ModelConfig {
@@ -180,6 +236,9 @@ impl Default for ModelConfig {
             freeze: Vec::new(),
             identity_init: Vec::new(),
             init_scale: 1.0,
+            input: InputKind::Tokens,
+            readout: ReadoutKind::Unembed,
+            attend_self: true,
         }
     }
 }
@@ -243,10 +302,27 @@ impl ModelConfig {
                 format!("d_model {} is not divisible by n_heads {}; set d_head", self.d_model, self.n_heads),
             ));
         }
-        if self.vocab_size == 0 {
+        let continuous = self.input == InputKind::Continuous;
+        if continuous != (self.readout == ReadoutKind::LastCoordinate) {
+            return Err(bad(
+                "readout",
+                "input = \"continuous\" goes with readout = \"last_coordinate\" (and tokens with unembed)",
+            ));
+        }
+        if continuous && self.positional != PositionalKind::None {
+            return Err(bad("positional", "continuous inputs have no positional encoding; use none"));
+        }
+        if continuous && self.tied_unembed {
+            return Err(bad("tied_unembed", "continuous inputs have no embedding to tie"));
+        }
+        if !self.attend_self && self.attention != AttentionKind::Linear {
+            return Err(bad("attend_self", "false needs linear attention (a softmax row would be empty)"));
+        }
+        if !continuous && self.vocab_size == 0 {
             return Err(bad("vocab_size", "must be ≥ 1 (0 means: take it from the task)"));
         }
-        if matches!(self.embedding, EmbeddingKind::OneHot | EmbeddingKind::Orthonormal)
+        if !continuous
+            && matches!(self.embedding, EmbeddingKind::OneHot | EmbeddingKind::Orthonormal)
             && self.d_model < self.vocab_size
         {
             return Err(bad(

@@ -21,8 +21,8 @@ pub mod params;
 pub mod positional;
 
 pub use config::{
-    Activation, AttentionKind, ConfigError, EmbeddingKind, ModelConfig, NormKind, PositionalKind, QkNormKind,
-    WeightsKind,
+    Activation, AttentionKind, ConfigError, EmbeddingKind, InputKind, ModelConfig, NormKind, PositionalKind,
+    QkNormKind, ReadoutKind, WeightsKind,
 };
 pub use hooks::{Cache, HookPoint, HookSet};
 pub use init::Init;

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use crate::config::{ConfigError, EmbeddingKind, ModelConfig, NormKind, PositionalKind};
+use crate::config::{
+    ConfigError, EmbeddingKind, InputKind, ModelConfig, NormKind, PositionalKind, ReadoutKind,
+};
 use crate::hooks::{Cache, HookPoint, HookSet};
 use crate::init::Init;
 use crate::ops::{layer_norm, rms_norm};
@@ -38,7 +40,8 @@ pub struct ForwardOptions<'a> {
 /// Result of a forward pass.
 #[derive(Debug)]
 pub struct ModelOutput {
-    /// `[B, T, V]`, or `[N, V]` when positions were selected.
+    /// `[B, T, V]`, or `[N, V]` when positions were selected; with `readout =
+    /// "last_coordinate"` the real-valued predictions `[B, T]` or `[N]`.
     pub logits: Tensor,
     /// Recorded activations (empty unless hooks were asked for).
     pub cache: Cache,
@@ -71,12 +74,15 @@ impl Model {
         let mut w: Vec<(String, Tensor)> = Vec::new();
         let (v, d) = (cfg.vocab_size, cfg.d_model);
         let s = cfg.init_scale;
-        let we = match cfg.embedding {
-            EmbeddingKind::Learned => init.normal(&[v, d], s)?,
-            EmbeddingKind::OneHot => init.identity_stack(1, v, d)?.squeeze(0)?,
-            EmbeddingKind::Orthonormal => init.orthonormal_rows(v, d)?,
-        };
-        w.push(("embed.W_E".into(), we));
+        let tokens = cfg.input == InputKind::Tokens;
+        if tokens {
+            let we = match cfg.embedding {
+                EmbeddingKind::Learned => init.normal(&[v, d], s)?,
+                EmbeddingKind::OneHot => init.identity_stack(1, v, d)?.squeeze(0)?,
+                EmbeddingKind::Orthonormal => init.orthonormal_rows(v, d)?,
+            };
+            w.push(("embed.W_E".into(), we));
+        }
         if cfg.positional == PositionalKind::Learned {
             w.push(("pos_embed.W_pos".into(), init.normal(&[cfg.max_seq_len, d], s)?));
         }
@@ -98,7 +104,7 @@ impl Model {
             }
         }
         norm_params("ln_final", &mut w, &init)?;
-        if !cfg.tied_unembed {
+        if !cfg.tied_unembed && cfg.readout == ReadoutKind::Unembed {
             w.push(("unembed.W_U".into(), init.normal(&[d, v], s / (d as f64).sqrt())?));
         }
         Self::check_names("freeze", &cfg.freeze, &w)?;
@@ -191,6 +197,11 @@ impl Model {
     /// # Shapes
     /// `tokens`: `[B, T]` u32 → `[B, T, d]`.
     pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        if self.cfg.input == InputKind::Continuous {
+            candle_core::bail!(
+                "this model reads continuous inputs (model.input = \"continuous\"): use forward_features"
+            );
+        }
         let (b, t) = tokens.dims2()?;
         let d = self.cfg.d_model;
         let we = self.params.get("embed.W_E");
@@ -222,10 +233,24 @@ impl Model {
         self.forward_embedded(&x, opts)
     }
 
-    /// Runs the blocks and unembedding on an already-embedded stream (continuous inputs).
+    /// Runs a continuous-input model (`input = "continuous"`) on real vectors that are the
+    /// residual stream directly.
     ///
     /// # Shapes
-    /// `x`: `[B, T, d]` → logits `[B, T, V]` (or `[N, V]` with `select`).
+    /// `features`: `[B, T, d_model]` → `logits` = predictions `[B, T]` (or `[N]` with `select`)
+    /// with `readout = "last_coordinate"`.
+    pub fn forward_features(&self, features: &Tensor, opts: ForwardOptions<'_>) -> Result<ModelOutput> {
+        if self.cfg.input != InputKind::Continuous {
+            candle_core::bail!("this model reads token ids (model.input = \"tokens\"): use forward");
+        }
+        self.forward_embedded(features, opts)
+    }
+
+    /// Runs the blocks and the readout on an already-embedded stream (continuous inputs).
+    ///
+    /// # Shapes
+    /// `x`: `[B, T, d]` → logits `[B, T, V]` (or `[N, V]` with `select`); with `readout =
+    /// "last_coordinate"`, the last residual coordinate `[B, T]` (or `[N]`).
     pub fn forward_embedded(&self, x: &Tensor, opts: ForwardOptions<'_>) -> Result<ModelOutput> {
         let empty = HookSet::none();
         let hooks = opts.hooks.unwrap_or(&empty);
@@ -261,6 +286,14 @@ impl Model {
             Some(idx) => rows.index_select(idx, 0)?,
             None => rows,
         };
+        if self.cfg.readout == ReadoutKind::LastCoordinate {
+            let y = rows.narrow(1, d - 1, 1)?.squeeze(1)?;
+            let logits = match opts.select {
+                Some(_) => y,
+                None => y.reshape((b, t))?,
+            };
+            return Ok(ModelOutput { logits, cache });
+        }
         let logits = rows.matmul(&self.unembedding()?)?;
         let logits = match opts.select {
             Some(_) => logits,
@@ -285,6 +318,9 @@ impl Model {
 
     /// The unembedding `W_U` `[d, V]` (`W_Eᵀ` when tied).
     pub fn unembedding(&self) -> Result<Tensor> {
+        if self.cfg.readout != ReadoutKind::Unembed {
+            candle_core::bail!("this model has no unembedding (model.readout = \"last_coordinate\")");
+        }
         if self.cfg.tied_unembed {
             self.params.get("embed.W_E").t()?.contiguous()
         } else {

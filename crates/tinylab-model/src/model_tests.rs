@@ -102,3 +102,68 @@ fn bad_configs_name_their_key() {
     let e = ModelConfig { embedding: EmbeddingKind::OneHot, ..cfg() }.validate().unwrap_err();
     assert_eq!(e.key, "embedding");
 }
+
+/// The one-layer linear self-attention of von Oswald et al. / Mahankali et al.: continuous
+/// `(x, y)` tokens, no norm, no MLP, no positions, combined weights, readout = the query's y-slot.
+fn lsa(attend_self: bool) -> ModelConfig {
+    ModelConfig {
+        d_model: 3,
+        input: InputKind::Continuous,
+        readout: ReadoutKind::LastCoordinate,
+        attention: AttentionKind::Linear,
+        weights: WeightsKind::Combined,
+        norm: NormKind::None,
+        attn_scale: 0.5,
+        attend_self,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn continuous_lsa_with_gd_weights_computes_one_step_of_gd() {
+    let m = Model::new(&lsa(false), 0, &Device::Cpu, DType::F32).unwrap();
+    let names: Vec<&str> = m.params().names().collect();
+    assert!(!names.iter().any(|n| n.starts_with("embed") || n.starts_with("unembed")), "{names:?}");
+    // W_QK = η·I on the x-block (row = query side), W_OV = e_y e_yᵀ: ŷ = (η/N) Σ_i (x_q·x_i) y_i.
+    let eta = 0.7f32;
+    let qk = Tensor::new(&[[[eta, 0., 0.], [0., eta, 0.], [0., 0., 0.]]], &Device::Cpu).unwrap();
+    let ov = Tensor::new(&[[[0f32, 0., 0.], [0., 0., 0.], [0., 0., 1.]]], &Device::Cpu).unwrap();
+    let mut m = m;
+    m.load_weights(&[("blocks.0.attn.W_QK".to_string(), qk), ("blocks.0.attn.W_OV".to_string(), ov)].into())
+        .unwrap();
+    let z = [[1f32, 2., 3.], [-1., 0.5, -2.], [0.3, -0.7, 0.]];
+    let x = Tensor::new(&[z], &Device::Cpu).unwrap();
+    let out = m.forward_features(&x, ForwardOptions::default()).unwrap();
+    assert_eq!(out.logits.dims(), &[1, 3]);
+    let pred = out.logits.to_vec2::<f32>().unwrap()[0][2];
+    let dot = |a: &[f32; 3], b: &[f32; 3]| a[0] * b[0] + a[1] * b[1];
+    let gd = 0.5 * eta * (dot(&z[2], &z[0]) * z[0][2] + dot(&z[2], &z[1]) * z[1][2]);
+    assert!((pred - gd).abs() < 1e-5, "{pred} vs {gd}");
+    // Selected positions give one prediction each; token entry points refuse.
+    let sel = Tensor::new(&[2u32], &Device::Cpu).unwrap();
+    let out = m.forward_features(&x, ForwardOptions { select: Some(&sel), hooks: None }).unwrap();
+    assert_eq!(out.logits.dims(), &[1]);
+    assert!(m.forward(&tokens(), ForwardOptions::default()).is_err());
+    assert!(m.unembedding().is_err());
+}
+
+#[test]
+fn attend_self_false_masks_the_diagonal_and_is_validated() {
+    let x = Tensor::new(&[[[1f32, 2., 3.], [-1., 0.5, -2.], [0.3, -0.7, 0.5]]], &Device::Cpu).unwrap();
+    let hooks = HookSet::of([HookPoint::Pattern(0)]);
+    let opts = ForwardOptions { select: None, hooks: Some(&hooks) };
+    let m = Model::new(&lsa(false), 3, &Device::Cpu, DType::F32).unwrap();
+    let p = m.forward_features(&x, opts).unwrap().cache.get(HookPoint::Pattern(0)).unwrap().clone();
+    let p = p.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    for (i, row) in p.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            if j >= i {
+                assert_eq!(*v, 0.0, "({i},{j})");
+            }
+        }
+    }
+    let bad = ModelConfig { attention: AttentionKind::Softmax, ..lsa(false) };
+    assert_eq!(bad.validate().unwrap_err().key, "attend_self");
+    let bad = ModelConfig { readout: ReadoutKind::Unembed, ..lsa(true) };
+    assert_eq!(bad.validate().unwrap_err().key, "readout");
+}

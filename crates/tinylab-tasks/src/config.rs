@@ -6,6 +6,8 @@ use crate::{
     AssocRecall, AssocRecallConfig, Copying, CopyingConfig, InductionHead, InductionHeadConfig, Mqar,
     MqarConfig, Ocr, OcrConfig, SelectiveCopying, SelectiveCopyingConfig, Task, TaskError,
 };
+use crate::{LinearRegression, LinearRegressionConfig};
+use crate::{Reversal, ReversalConfig};
 
 /// A task configuration, deserialized from an experiment's `[task]` table and tagged by `kind`.
 ///
@@ -34,10 +36,15 @@ pub enum TaskConfig {
     SelectiveCopying(SelectiveCopyingConfig),
     /// Out-of-context reasoning over name → city → animal facts (`kind = "ocr"`), see [`Ocr`].
     Ocr(OcrConfig),
+    /// Reversal curse with an identity bridge (`kind = "reversal"`), see [`Reversal`].
+    Reversal(ReversalConfig),
+    /// In-context linear regression with continuous `(x, y)` tokens (`kind =
+    /// "linear_regression"`), see [`LinearRegression`].
+    LinearRegression(LinearRegressionConfig),
 }
 
 /// `(kind, one-line description)` of every task kind, in [`TaskConfig::KINDS`] order.
-const DESCRIPTIONS: [(&str, &str); 6] = [
+const DESCRIPTIONS: [(&str, &str); 8] = [
     ("mqar", "multi-query associative recall (Zoology): k v pairs, then every key queried once later"),
     ("assoc_recall", "N-gram associative recall (H3): key-tuple/value pairs, then `=>` and one query tuple"),
     (
@@ -50,6 +57,11 @@ const DESCRIPTIONS: [(&str, &str); 6] = [
         "selective copying (Mamba): data tokens scattered among blanks, then copied in order",
     ),
     ("ocr", "out-of-context reasoning (OCR-Theory): name → city facts, city → animal implications"),
+    ("reversal", "reversal curse (identity bridge): a → b facts, e → e identities, b → a queries held out"),
+    (
+        "linear_regression",
+        "in-context linear regression: continuous (x_i, y_i = w·x_i) tokens, then (x_q, 0)",
+    ),
 ];
 
 impl TaskConfig {
@@ -61,6 +73,8 @@ impl TaskConfig {
         DESCRIPTIONS[3].0,
         DESCRIPTIONS[4].0,
         DESCRIPTIONS[5].0,
+        DESCRIPTIONS[6].0,
+        DESCRIPTIONS[7].0,
     ];
 
     /// `(kind, one-line description)` for every entry of [`TaskConfig::KINDS`], in that order
@@ -78,6 +92,8 @@ impl TaskConfig {
             Self::Copying(_) => Self::KINDS[3],
             Self::SelectiveCopying(_) => Self::KINDS[4],
             Self::Ocr(_) => Self::KINDS[5],
+            Self::Reversal(_) => Self::KINDS[6],
+            Self::LinearRegression(_) => Self::KINDS[7],
         }
     }
 
@@ -95,6 +111,8 @@ impl TaskConfig {
             Self::Copying(c) => Box::new(Copying::new(c.clone())?),
             Self::SelectiveCopying(c) => Box::new(SelectiveCopying::new(c.clone())?),
             Self::Ocr(c) => Box::new(Ocr::new(c.clone())?),
+            Self::Reversal(c) => Box::new(Reversal::new(c.clone())?),
+            Self::LinearRegression(c) => Box::new(LinearRegression::new(c.clone())?),
         })
     }
 }

@@ -13,6 +13,8 @@
 //! | `copying` | [`Copying`]: copy a span after `SEP` | `num_tokens` |
 //! | `selective_copying` | [`SelectiveCopying`]: copy the scattered data tokens (Mamba) | `num_tokens` |
 //! | `ocr` | [`Ocr`]: out-of-context reasoning, name → city → animal facts (OCR-Theory layout) | 1 |
+//! | `reversal` | [`Reversal`]: reversal curse, forward facts and identity bridge, held-out `b → a` | 1 |
+//! | `linear_regression` | [`LinearRegression`]: in-context regression, continuous `(x, y)` tokens | 1 |
 //!
 //! Targets follow next-token prediction with teacher forcing: the target at position `t` is
 //! what the model must predict from the inputs at positions `≤ t`; unlabelled positions hold
@@ -24,11 +26,16 @@ mod config;
 mod copying;
 mod error;
 mod induction_head;
+mod linear_regression;
 mod mqar;
 mod ocr;
 mod ocr_config;
 #[cfg(test)]
 mod ocr_tests;
+mod reversal;
+mod reversal_config;
+#[cfg(test)]
+mod reversal_tests;
 mod selective_copying;
 #[cfg(test)]
 mod testutil;
@@ -39,9 +46,14 @@ pub use config::TaskConfig;
 pub use copying::{Copying, CopyingConfig};
 pub use error::TaskError;
 pub use induction_head::{InductionHead, InductionHeadConfig};
+pub use linear_regression::{
+    gd_predictions, Covariates, LinearRegression, LinearRegressionConfig, WeightPrior,
+};
 pub use mqar::{Mqar, MqarConfig};
 pub use ocr::Ocr;
 pub use ocr_config::{OcrConfig, OcrSplit, OcrWorld, OcrWorldKind};
+pub use reversal::Reversal;
+pub use reversal_config::{ReversalBridge, ReversalBridgeRelation, ReversalConfig, ReversalSplit};
 pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};
 
 /// The random-number generator every task draws from: ChaCha8, whose stream is fixed by the
@@ -61,4 +73,15 @@ pub trait Task: Send + Sync {
     fn generate(&self, rng: &mut TaskRng, batch_size: usize) -> Batch;
     /// Human-readable name of a token id for display (e.g. `"k17"`, `"v3"`, `"SEP"`).
     fn token_name(&self, token: u32) -> String;
+    /// Width `F` of the continuous input vectors (`features` of a [`Batch`]); 0 (the default)
+    /// for a token task.
+    fn num_features(&self) -> usize {
+        0
+    }
+    /// Predictions of the task's reference predictor at every labelled position of `batch`, in
+    /// order (for `linear_regression`: the optimal one-step gradient-descent predictor); `None`
+    /// (the default) if the task has none.
+    fn reference_predictions(&self, _batch: &Batch) -> Option<Vec<f64>> {
+        None
+    }
 }

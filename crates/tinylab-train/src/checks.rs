@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 /// Metrics every split records: training rows and evaluation rows.
 pub const TRAIN_METRICS: &[&str] = &["loss", "acc", "lr", "grad_norm"];
-/// Metrics of an `eval.<name>` split.
-pub const EVAL_METRICS: &[&str] = &["loss", "acc"];
+/// Metrics of an `eval.<name>` split. Continuous tasks record `loss` (mean squared error),
+/// `gd_loss` (that of the task's reference predictor, optimal one-step GD for
+/// `linear_regression`, on the same sequences) and `loss_over_gd` (their ratio), not `acc`.
+pub const EVAL_METRICS: &[&str] = &["loss", "acc", "gd_loss", "loss_over_gd"];
 
 /// One `[[check]]`: `metric` must be `≥ at_least` and/or `≤ at_most`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

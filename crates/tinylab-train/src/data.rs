@@ -21,10 +21,12 @@ pub fn rng(seed: u64, stream: u64) -> TaskRng {
     r
 }
 
-/// A batch on the device: token ids and the labelled positions with their targets.
+/// A batch on the device: token ids and the labelled positions with their targets, plus, for a
+/// continuous task, the input vectors and the real-valued targets.
 ///
 /// # Shapes
-/// `tokens`: `[B, T]` u32; `select`: `[N]` u32 flat indices into `B·T`; `targets`: `[N]` u32.
+/// `tokens`: `[B, T]` u32; `select`: `[N]` u32 flat indices into `B·T`; `targets`: `[N]` u32;
+/// `features`: `[B, T, F]` f32; `values`: `[N]` f32.
 pub struct DeviceBatch {
     /// Input token ids.
     pub tokens: Tensor,
@@ -34,6 +36,10 @@ pub struct DeviceBatch {
     pub targets: Tensor,
     /// Targets on the host (for accuracy).
     pub host_targets: Vec<u32>,
+    /// Continuous inputs (`None` for a token task).
+    pub features: Option<Tensor>,
+    /// Real-valued target at each labelled position (`None` for a token task).
+    pub values: Option<Tensor>,
 }
 
 impl DeviceBatch {
@@ -41,12 +47,26 @@ impl DeviceBatch {
     pub fn new(batch: &Batch, device: &Device) -> Result<Self> {
         let mut select = Vec::new();
         let mut targets = Vec::new();
+        let mut values = Vec::new();
         for (i, &t) in batch.targets.iter().enumerate() {
             if t != IGNORE {
                 select.push(i as u32);
                 targets.push(t as u32);
+                if batch.is_continuous() {
+                    values.push(batch.values[i]);
+                }
             }
         }
+        let (features, values) = if batch.is_continuous() {
+            let shape = (batch.batch_size, batch.seq_len, batch.num_features);
+            let n = values.len();
+            (
+                Some(Tensor::from_slice(&batch.features, shape, device)?),
+                Some(Tensor::from_vec(values, n, device)?),
+            )
+        } else {
+            (None, None)
+        };
         if select.is_empty() {
             candle_core::bail!("the task generated a batch with no labelled position");
         }
@@ -55,6 +75,8 @@ impl DeviceBatch {
             select: Tensor::from_slice(&select, select.len(), device)?,
             targets: Tensor::from_slice(&targets, targets.len(), device)?,
             host_targets: targets,
+            features,
+            values,
         })
     }
 }
@@ -88,11 +110,20 @@ impl DataSource {
             None => self.task.generate(&mut self.rng, self.batch_size),
             Some(pool) => {
                 let t = pool.seq_len;
-                let mut b = Batch::empty(self.batch_size, t);
+                let mut b = if pool.is_continuous() {
+                    Batch::continuous(self.batch_size, t, pool.num_features)
+                } else {
+                    Batch::empty(self.batch_size, t)
+                };
+                let w = t * pool.num_features;
                 for i in 0..self.batch_size {
                     let j = self.rng.gen_range(0..pool.batch_size);
                     b.inputs[i * t..(i + 1) * t].copy_from_slice(pool.input_row(j));
                     b.targets[i * t..(i + 1) * t].copy_from_slice(pool.target_row(j));
+                    if pool.is_continuous() {
+                        b.features[i * w..(i + 1) * w].copy_from_slice(pool.feature_row(j));
+                        b.values[i * t..(i + 1) * t].copy_from_slice(pool.value_row(j));
+                    }
                 }
                 b
             }

@@ -171,6 +171,33 @@ impl Experiment {
 
     fn validate(mut raw: RawExperiment, file: &str) -> Result<Self, ConfigError> {
         let task = raw.task.build().map_err(|e| err(file, format!("task.{}", e.key()), e.to_string()))?;
+        let features = task.num_features();
+        let continuous_model = raw.model.input == tinylab_model::InputKind::Continuous;
+        if features > 0 && !continuous_model {
+            return Err(err(
+                file,
+                "model.input",
+                format!(
+                    "task `{}` has continuous inputs; set model.input = \"continuous\", \
+                     model.readout = \"last_coordinate\" and model.d_model = {features}",
+                    task.name()
+                ),
+            ));
+        }
+        if features == 0 && continuous_model {
+            return Err(err(
+                file,
+                "model.input",
+                format!("task `{}` has token inputs; use tokens", task.name()),
+            ));
+        }
+        if features > 0 && raw.model.d_model != features {
+            return Err(err(
+                file,
+                "model.d_model",
+                format!("{} must equal the task's feature width {features} (d + 1)", raw.model.d_model),
+            ));
+        }
         if raw.model.vocab_size == 0 {
             raw.model.vocab_size = task.vocab_size();
         } else if raw.model.vocab_size < task.vocab_size() {

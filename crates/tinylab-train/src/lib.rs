@@ -10,6 +10,7 @@ pub mod checks;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod icl;
 pub mod metrics;
 pub mod optim;
 pub mod overrides;
@@ -22,5 +23,7 @@ pub use checks::{CheckResult, CheckSpec};
 pub use experiment::{ConfigError, Experiment};
 pub use rundir::RunDir;
 pub use trainer::{run, RunOptions, RunOutcome, Summary};
+#[cfg(test)]
+mod icl_tests;
 #[cfg(test)]
 mod trainer_tests;

@@ -44,7 +44,8 @@ impl Progress {
 
     /// After a logged training step.
     pub fn train(&mut self, step: usize, loss: f64, acc: f64) {
-        self.last_train = format!("loss {loss:.4} acc {acc:.3}");
+        self.last_train =
+            if acc.is_nan() { format!("loss {loss:.4}") } else { format!("loss {loss:.4} acc {acc:.3}") };
         if let Some(b) = &self.bar {
             b.set_position(step as u64);
             b.set_message(format!("{} | {}", self.last_train, self.last_eval));
@@ -63,8 +64,11 @@ impl Progress {
     pub fn eval(&mut self, rows: &[MetricRow]) {
         self.last_eval = rows
             .iter()
-            .filter(|r| r.metric == "acc")
-            .map(|r| format!("{} {:.3}", r.split, r.value))
+            .filter(|r| r.metric == "acc" || r.metric == "loss_over_gd")
+            .map(|r| match r.metric.as_str() {
+                "acc" => format!("{} {:.3}", r.split, r.value),
+                m => format!("{}.{m} {:.4}", r.split, r.value),
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(b) = &self.bar {

@@ -13,7 +13,7 @@ use tinylab_model::Model;
 use crate::checkpoint;
 use crate::checks::{CheckResult, CheckSpec};
 use crate::data::{DataSource, DeviceBatch};
-use crate::eval::{batch_loss_and_correct, EvalData};
+use crate::eval::{batch_loss_and_correct, batch_mse, EvalData};
 use crate::experiment::Experiment;
 use crate::metrics::{truncate_after, MetricRow, MetricsWriter};
 use crate::optim::clip::clip_grad_norm;
@@ -115,6 +115,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let mut model = Model::new(&exp.model, exp.seed, &device, DType::F32)?;
     let mut opt = tr.optimizer.build(model.params().trainable())?;
     let task = exp.task.build()?;
+    let continuous = task.num_features() > 0;
     let mut data = DataSource::new(task, tr.data, tr.pool_size, tr.batch_size, exp.seed);
     let evals: Vec<EvalData> = exp
         .eval
@@ -169,7 +170,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
             let r = e.evaluate(model)?;
             let split = format!("eval.{}", e.name);
             out.push(MetricRow { step, split: split.clone(), metric: "loss".into(), value: r.loss });
-            out.push(MetricRow { step, split, metric: "acc".into(), value: r.acc });
+            if !continuous {
+                out.push(MetricRow { step, split, metric: "acc".into(), value: r.acc });
+            } else if let Some(g) = r.gd_loss {
+                out.push(MetricRow { step, split: split.clone(), metric: "gd_loss".into(), value: g });
+                let ratio = r.loss / g;
+                out.push(MetricRow { step, split, metric: "loss_over_gd".into(), value: ratio });
+            }
         }
         Ok(out)
     };
@@ -192,7 +199,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
         step += 1;
         let log_now = step.is_multiple_of(tr.log_every) || step == tr.steps;
         let db = DeviceBatch::new(&batch, &device)?;
-        let (loss, correct) = if log_now {
+        let (loss, correct) = if continuous {
+            (batch_mse(&model, &db)?.1, log_now.then_some(0))
+        } else if log_now {
             let (l, c) = batch_loss_and_correct(&model, &db)?;
             (l, Some(c))
         } else {
@@ -216,9 +225,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
             if !lv.is_finite() {
                 bail!("training loss became {lv} at step {step}; lower train.optimizer.lr or set train.grad_clip");
             }
-            let acc = c as f64 / db.host_targets.len() as f64;
+            let acc = if continuous { f64::NAN } else { c as f64 / db.host_targets.len() as f64 };
             for (m, v) in [("loss", lv), ("acc", acc), ("lr", lr)] {
-                new_rows.push(MetricRow { step, split: "train".into(), metric: m.into(), value: v });
+                if !(continuous && m == "acc") {
+                    new_rows.push(MetricRow { step, split: "train".into(), metric: m.into(), value: v });
+                }
             }
             if let Some(g) = grad_norm {
                 new_rows.push(MetricRow {
