@@ -44,6 +44,17 @@ pub struct RunArgs {
 /// Runs the command; returns the process exit code.
 pub fn main(a: RunArgs) -> Result<u8> {
     crate::set_threads(a.threads);
+    if std::fs::read_to_string(&a.config).is_ok_and(|t| tinylab_ntp::is_selector_experiment(&t)) {
+        let summary = match tinylab_ntp::run(&a.config, &a.sets, a.seed, a.out.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", a.config.display());
+                return Ok(EXIT_CONFIG);
+            }
+        };
+        print!("{}", format_table(&summary.checks));
+        return Ok(if summary.all_passed { 0 } else { EXIT_CHECK_FAILED });
+    }
     let exp = match Experiment::load(&a.config, &a.sets, a.seed) {
         Ok(e) => e,
         Err(e) => {

@@ -641,14 +641,11 @@ fn generation(run: &mut Run, exp: &CcmcExperiment, g: &GenerationConfig) -> Resu
         }
     }
     let title = |what: &str| {
-        format!(
-            "{} (seed {}): {what} in the window, K={}, T={}, mean ± std over {} prompts",
-            exp.name, exp.seed, g.k, g.t, g.trajectories
-        )
+        format!("{} (seed {}): {what}, K={}, T={}, {} prompts", exp.name, exp.seed, g.k, g.t, g.trajectories)
     };
     line_plot(
         &LinePlot {
-            title: title("distinct tokens"),
+            title: title("distinct tokens in the window"),
             x_label: "generation step".into(),
             y_label: "distinct tokens in the window".into(),
             series: distinct_series,
@@ -658,7 +655,7 @@ fn generation(run: &mut Run, exp: &CcmcExperiment, g: &GenerationConfig) -> Resu
     )?;
     line_plot(
         &LinePlot {
-            title: title("entropy"),
+            title: title("window entropy"),
             x_label: "generation step".into(),
             y_label: "entropy of the window histogram (nats)".into(),
             series: entropy_series,
