@@ -53,6 +53,12 @@ impl ProbeContext {
     /// token, columns: output logit), one per `"rowprefix:colprefix"` entry of `blocks`
     /// (token names starting with each prefix, e.g. `"name:city"`). Reports each block's mean
     /// diagonal minus mean off-diagonal entry (for square blocks).
+    ///
+    /// With `query = "<token name>"` (linear attention only) each row `x` is first scaled by
+    /// the attention score that query token gives key `x`, `s_x = scale · full_QK[q, x]`, so
+    /// entry `[x, y]` is what attending to `x` adds to logit `y` at the query: the margin of
+    /// that block (metric `…_eff_diag_margin`, plot `ov_blocks_eff.png`) is invariant to the sign symmetry
+    /// `(W_Q, W_V) → (−W_Q, −W_V)`, which flips raw OV rows without changing the model.
     pub(crate) fn ov_blocks(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
         let blocks: Vec<String> = opts
             .get("blocks")
@@ -66,10 +72,32 @@ impl ProbeContext {
         let pick = |prefix: &str| -> Vec<usize> {
             (0..names.len()).filter(|&i| names[i].starts_with(prefix)).collect()
         };
+        let query = match opts.get("query") {
+            None => None,
+            Some(v) => {
+                let q = v.as_str().context("ov_blocks: query must be a token name, e.g. \"eos\"")?;
+                if self.exp.model.attention != tinylab_model::AttentionKind::Linear {
+                    bail!("ov_blocks: query = \"{q}\" needs model.attention = \"linear\" (softmax scores are not linear in the key)");
+                }
+                let id = names.iter().position(|n| n == q).with_context(|| {
+                    format!("ov_blocks: query `{q}` is not a token name of task `{}`", task.name())
+                })?;
+                Some((q.to_string(), id))
+            }
+        };
+        let tag = if query.is_some() { "_eff" } else { "" };
         let mut metrics = Vec::new();
         let mut panels = Vec::new();
         for (l, h) in self.heads() {
-            let ov = circuits::full_ov_circuit(&self.model, l, h)?.dense();
+            let mut ov = circuits::full_ov_circuit(&self.model, l, h)?.dense();
+            if let Some((_, q)) = &query {
+                let qk = circuits::full_qk_circuit(&self.model, l, h)?.dense();
+                let scale = self.exp.model.score_scale();
+                for x in 0..ov.nrows() {
+                    let s = scale * qk[[*q, x]];
+                    ov.row_mut(x).mapv_inplace(|v| v * s);
+                }
+            }
             for b in &blocks {
                 let (rp, cp) =
                     b.split_once(':').with_context(|| format!("block `{b}` must be rowprefix:colprefix"))?;
@@ -84,10 +112,13 @@ impl ProbeContext {
                     let diag: f64 = (0..rows.len()).map(|i| values[i][i]).sum::<f64>() / n;
                     let all: f64 = values.iter().flatten().sum::<f64>();
                     let off = if n > 1.0 { (all - diag * n) / (n * n - n) } else { 0.0 };
-                    metrics.push((format!("l{l}h{h}_{rp}_{cp}_diag_margin"), diag - off));
+                    metrics.push((format!("l{l}h{h}_{rp}_{cp}{tag}_diag_margin"), diag - off));
                 }
                 panels.push(Heatmap {
-                    title: format!("L{l}H{h} {rp} → {cp}"),
+                    title: match &query {
+                        Some((q, _)) => format!("L{l}H{h} {rp} → {cp} at query {q}"),
+                        None => format!("L{l}H{h} {rp} → {cp}"),
+                    },
                     values,
                     row_labels: rows.iter().map(|&i| names[i].clone()).collect(),
                     col_labels: cols.iter().map(|&i| names[i].clone()).collect(),
@@ -98,7 +129,12 @@ impl ProbeContext {
             }
         }
         let title = format!("{}: OV circuit blocks (step {})", self.exp.name, self.step);
-        tinylab_plot::small_multiples(&title, &panels, blocks.len(), &self.plot_file("ov_blocks.png"))?;
+        tinylab_plot::small_multiples(
+            &title,
+            &panels,
+            blocks.len(),
+            &self.plot_file(&format!("ov_blocks{tag}.png")),
+        )?;
         Ok(metrics)
     }
 }

@@ -45,7 +45,11 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
         &["eval", "samples"],
         "one-layer LSA vs one-step GD: W_KQ ≈ c·I / Γ, W_PV on (y,y), step, sensitivity",
     ),
-    ("ov_blocks", &["blocks"], "blocks of the token-basis OV circuit (e.g. name:city) with diagonal margins"),
+    (
+        "ov_blocks",
+        &["blocks", "query"],
+        "blocks of the token-basis OV circuit (e.g. name:city), optionally scaled by a query's scores, with diagonal margins",
+    ),
 ];
 
 /// Checks a probe entry's kind and option names (before training starts).

@@ -11,7 +11,7 @@ use crate::params::Params;
 use crate::positional::Rope;
 
 /// Creates the attention weights of block `l` (names as in TransformerLens):
-/// factorized `W_Q, W_K, W_V` `[H, d, d_head]`, `W_O` `[H, d_head, d]`; combined `W_QK`, `W_OV`
+/// factorized `W_Q, W_K` `[H, d, d_head]`, `W_V` `[H, d, d_value]`, `W_O` `[H, d_value, d]`; combined `W_QK`, `W_OV`
 /// `[H, d, d]`; `conv_q|conv_k|conv_v` `[K, d]` (row i = lag i); `qk_log_temp` `[H]`: the L2-normalized
 /// scores are multiplied by `τ = exp(qk_log_temp)`. The temperature is learned in log space so
 /// that Adam's per-step moves (≈ lr) scale it multiplicatively: a linear τ could move by at
@@ -23,7 +23,7 @@ pub(crate) fn init(
     init: &mut Init,
     out: &mut Vec<(String, Tensor)>,
 ) -> Result<()> {
-    let (h, d, dh) = (cfg.n_heads, cfg.d_model, cfg.head_dim());
+    let (h, d, dh, dv) = (cfg.n_heads, cfg.d_model, cfg.head_dim(), cfg.value_dim());
     let s = cfg.init_scale;
     let name = |w: &str| format!("blocks.{l}.attn.{w}");
     for (on, w) in [(cfg.conv_q, "conv_q"), (cfg.conv_k, "conv_k"), (cfg.conv_v, "conv_v")] {
@@ -37,8 +37,8 @@ pub(crate) fn init(
         WeightsKind::Factorized => {
             out.push((name("W_Q"), init.normal(&[h, d, dh], sd)?));
             out.push((name("W_K"), init.normal(&[h, d, dh], sd)?));
-            out.push((name("W_V"), init.normal(&[h, d, dh], sd)?));
-            out.push((name("W_O"), init.normal(&[h, dh, d], s / ((h * dh) as f64).sqrt())?));
+            out.push((name("W_V"), init.normal(&[h, d, dv], sd)?));
+            out.push((name("W_O"), init.normal(&[h, dv, d], s / ((h * dv) as f64).sqrt())?));
         }
         WeightsKind::Combined => {
             out.push((name("W_QK"), init.normal(&[h, d, d], sd)?));
@@ -133,9 +133,9 @@ pub(crate) fn forward(
     let z = pattern.matmul(&v)?; // [B, H, T, e]
     match cfg.weights {
         WeightsKind::Factorized => {
-            let dh = cfg.head_dim();
-            let z = z.transpose(1, 2)?.contiguous()?.reshape((b * t, h * dh))?;
-            let wo = p.get(&name("W_O")).reshape((h * dh, d))?;
+            let dv = cfg.value_dim();
+            let z = z.transpose(1, 2)?.contiguous()?.reshape((b * t, h * dv))?;
+            let wo = p.get(&name("W_O")).reshape((h * dv, d))?;
             z.matmul(&wo)?.reshape((b, t, d))
         }
         WeightsKind::Combined => z.sum(1),

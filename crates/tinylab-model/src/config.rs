@@ -45,7 +45,8 @@ pub enum AttentionKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightsKind {
-    /// Separate `W_Q, W_K, W_V` `[n_heads, d_model, d_head]` and `W_O` `[n_heads, d_head, d_model]`.
+    /// Separate `W_Q, W_K` `[n_heads, d_model, d_head]`, `W_V` `[n_heads, d_model, d_value]` and
+    /// `W_O` `[n_heads, d_value, d_model]`.
     #[default]
     Factorized,
     /// One `W_QK` and one `W_OV`, each `[n_heads, d_model, d_model]`.
@@ -145,6 +146,10 @@ pub struct ModelConfig {
     pub n_heads: usize,
     /// Width of one head; `0` means `d_model / n_heads`.
     pub d_head: usize,
+    /// Inner width of the factorized OV circuit (`W_V` `[H, d, d_value]`, `W_O`
+    /// `[H, d_value, d]`), i.e. the largest rank `W_V W_O` can have; `0` means `d_head`.
+    /// Lets a sweep vary the OV rank without touching the QK side.
+    pub d_value: usize,
     /// Vocabulary size; `0` means "take it from the task".
     pub vocab_size: usize,
     /// Token embedding kind.
@@ -213,6 +218,7 @@ impl Default for ModelConfig {
             n_layers: 1,
             n_heads: 1,
             d_head: 0,
+            d_value: 0,
             vocab_size: 0,
             embedding: EmbeddingKind::Learned,
             positional: PositionalKind::None,
@@ -267,6 +273,15 @@ impl ModelConfig {
         }
     }
 
+    /// Inner width of the factorized OV circuit after resolving `d_value = 0`.
+    pub fn value_dim(&self) -> usize {
+        if self.d_value == 0 {
+            self.head_dim()
+        } else {
+            self.d_value
+        }
+    }
+
     /// MLP hidden width after resolving `d_mlp = 0`.
     pub fn mlp_dim(&self) -> usize {
         if self.d_mlp == 0 {
@@ -300,6 +315,12 @@ impl ModelConfig {
             return Err(bad(
                 "n_heads",
                 format!("d_model {} is not divisible by n_heads {}; set d_head", self.d_model, self.n_heads),
+            ));
+        }
+        if self.d_value != 0 && self.weights == WeightsKind::Combined {
+            return Err(bad(
+                "d_value",
+                "sets the inner width of a factorized W_V W_O; with weights = \"combined\" leave it 0",
             ));
         }
         let continuous = self.input == InputKind::Continuous;

@@ -112,6 +112,16 @@ fn learned_positions_rmsnorm_relu_tied() {
 }
 
 #[test]
+fn low_rank_value_width() {
+    let cfg = ModelConfig { d_value: 3, ..base() };
+    check_model(&cfg, false);
+    let m = Model::new(&cfg, 0, &Device::Cpu, DType::F64).unwrap();
+    let (h, d) = (cfg.n_heads, cfg.d_model);
+    assert_eq!(m.params().get("blocks.0.attn.W_V").dims(), &[h, d, 3]);
+    assert_eq!(m.params().get("blocks.0.attn.W_O").dims(), &[h, 3, d]);
+}
+
+#[test]
 fn no_norm_no_residual_sinusoidal_frozen_identity_key() {
     let cfg = ModelConfig {
         n_heads: 1,

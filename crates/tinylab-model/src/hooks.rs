@@ -21,7 +21,7 @@ pub enum HookPoint {
     Q(usize),
     /// Keys after conv/norm/rope, `[B, H, T, d_head]`: `blocks.l.attn.hook_k`.
     K(usize),
-    /// Values after conv, `[B, H, T, d_head]`: `blocks.l.attn.hook_v`.
+    /// Values after conv, `[B, H, T, d_value]`: `blocks.l.attn.hook_v`.
     V(usize),
     /// Scaled pre-softmax scores, `[B, H, T, T]`: `blocks.l.attn.hook_attn_scores`.
     AttnScores(usize),

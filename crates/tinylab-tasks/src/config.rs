@@ -7,6 +7,7 @@ use crate::{
     MqarConfig, Ocr, OcrConfig, SelectiveCopying, SelectiveCopyingConfig, Task, TaskError,
 };
 use crate::{LinearRegression, LinearRegressionConfig};
+use crate::{Parity, ParityConfig};
 use crate::{Reversal, ReversalConfig};
 
 /// A task configuration, deserialized from an experiment's `[task]` table and tagged by `kind`.
@@ -41,10 +42,12 @@ pub enum TaskConfig {
     /// In-context linear regression with continuous `(x, y)` tokens (`kind =
     /// "linear_regression"`), see [`LinearRegression`].
     LinearRegression(LinearRegressionConfig),
+    /// Tree-structured `k`-parity with a chain of thought (`kind = "parity"`), see [`Parity`].
+    Parity(ParityConfig),
 }
 
 /// `(kind, one-line description)` of every task kind, in [`TaskConfig::KINDS`] order.
-const DESCRIPTIONS: [(&str, &str); 8] = [
+const DESCRIPTIONS: [(&str, &str); 9] = [
     ("mqar", "multi-query associative recall (Zoology): k v pairs, then every key queried once later"),
     ("assoc_recall", "N-gram associative recall (H3): key-tuple/value pairs, then `=>` and one query tuple"),
     (
@@ -62,6 +65,10 @@ const DESCRIPTIONS: [(&str, &str); 8] = [
         "linear_regression",
         "in-context linear regression: continuous (x_i, y_i = w·x_i) tokens, then (x_q, 0)",
     ),
+    (
+        "parity",
+        "k-parity (Log-ICoT): n bits, SEP, then the XOR tree of k secret bits level by level, root last",
+    ),
 ];
 
 impl TaskConfig {
@@ -75,6 +82,7 @@ impl TaskConfig {
         DESCRIPTIONS[5].0,
         DESCRIPTIONS[6].0,
         DESCRIPTIONS[7].0,
+        DESCRIPTIONS[8].0,
     ];
 
     /// `(kind, one-line description)` for every entry of [`TaskConfig::KINDS`], in that order
@@ -94,6 +102,7 @@ impl TaskConfig {
             Self::Ocr(_) => Self::KINDS[5],
             Self::Reversal(_) => Self::KINDS[6],
             Self::LinearRegression(_) => Self::KINDS[7],
+            Self::Parity(_) => Self::KINDS[8],
         }
     }
 
@@ -113,6 +122,7 @@ impl TaskConfig {
             Self::Ocr(c) => Box::new(Ocr::new(c.clone())?),
             Self::Reversal(c) => Box::new(Reversal::new(c.clone())?),
             Self::LinearRegression(c) => Box::new(LinearRegression::new(c.clone())?),
+            Self::Parity(c) => Box::new(Parity::new(c.clone())?),
         })
     }
 }

@@ -15,6 +15,7 @@
 //! | `ocr` | [`Ocr`]: out-of-context reasoning, name → city → animal facts (OCR-Theory layout) | 1 |
 //! | `reversal` | [`Reversal`]: reversal curse, forward facts and identity bridge, held-out `b → a` | 1 |
 //! | `linear_regression` | [`LinearRegression`]: in-context regression, continuous `(x, y)` tokens | 1 |
+//! | `parity` | [`Parity`]: tree-structured `k`-parity with a (partly zero-filled) chain of thought | `k - 1` |
 //!
 //! Targets follow next-token prediction with teacher forcing: the target at position `t` is
 //! what the model must predict from the inputs at positions `≤ t`; unlabelled positions hold
@@ -32,6 +33,10 @@ mod ocr;
 mod ocr_config;
 #[cfg(test)]
 mod ocr_tests;
+mod parity;
+mod parity_config;
+#[cfg(test)]
+mod parity_tests;
 mod reversal;
 mod reversal_config;
 #[cfg(test)]
@@ -52,6 +57,8 @@ pub use linear_regression::{
 pub use mqar::{Mqar, MqarConfig};
 pub use ocr::Ocr;
 pub use ocr_config::{OcrConfig, OcrSplit, OcrWorld, OcrWorldKind};
+pub use parity::Parity;
+pub use parity_config::{ParityConfig, ParityNode};
 pub use reversal::Reversal;
 pub use reversal_config::{ReversalBridge, ReversalBridgeRelation, ReversalConfig, ReversalSplit};
 pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};
@@ -83,5 +90,12 @@ pub trait Task: Send + Sync {
     /// (the default) if the task has none.
     fn reference_predictions(&self, _batch: &Batch) -> Option<Vec<f64>> {
         None
+    }
+    /// Per-position ground-truth labels for linear probes: named arrays aligned with the
+    /// `batch`'s `[batch_size, seq_len]` input positions (row-major), [`IGNORE`] where a label
+    /// does not apply (for `parity`: the value of each tree level's nodes). Empty (the
+    /// default) if the task has none.
+    fn position_labels(&self, _batch: &Batch) -> Vec<(String, Vec<i32>)> {
+        Vec::new()
     }
 }
