@@ -82,9 +82,34 @@ pub fn plot_curves(
         x_log: false,
         y_log: log_y,
         series,
-        vlines: vec![],
+        vlines: stage_boundaries(runs),
     };
     tinylab_plot::line_plot(&plot, path)
+}
+
+/// Curriculum stage starts `(step, "stage <name>")` of the runs: the boundaries of the first
+/// run that every run shares (seeds that change stage at different steps draw none of those).
+pub fn stage_boundaries(runs: &[RunData]) -> Vec<(f64, String)> {
+    let of = |r: &RunData| -> Vec<(f64, String)> {
+        let names: Vec<String> = r
+            .rows
+            .iter()
+            .filter(|row| row.split.starts_with("curriculum.") && row.metric == "steps")
+            .map(|row| row.split["curriculum.".len()..].to_string())
+            .collect();
+        r.rows
+            .iter()
+            .filter(|row| row.path() == "curriculum.stage" && row.value > 0.0)
+            .map(|row| {
+                let i = row.value as usize;
+                let name = names.get(i).cloned().unwrap_or_else(|| i.to_string());
+                (row.step as f64, format!("stage {name}"))
+            })
+            .collect()
+    };
+    let Some(first) = runs.first() else { return vec![] };
+    let rest: Vec<Vec<(f64, String)>> = runs[1..].iter().map(of).collect();
+    of(first).into_iter().filter(|b| rest.iter().all(|r| r.contains(b))).collect()
 }
 
 #[cfg(test)]

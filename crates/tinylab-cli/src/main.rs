@@ -16,6 +16,7 @@ mod jobs;
 mod probe_activations;
 mod probe_history;
 mod probe_icl;
+mod probe_levels;
 mod probe_stage;
 mod runs;
 

@@ -39,6 +39,11 @@ pub const PROBES: &[(&str, &[&str], &str)] = &[
         &["eval", "samples", "hook"],
         "logistic probes from the residual stream to the target token",
     ),
+    (
+        "layer_probe",
+        &["eval", "samples"],
+        "per-layer probes of the task's position labels (parity: tree levels) at every stage end; attention to tree children",
+    ),
     ("spectrum_history", &[], "nuclear norm of every circuit at every saved checkpoint"),
     (
         "icl",
@@ -108,13 +113,18 @@ impl ProbeContext {
         self.dir.root.join("plots").join(name)
     }
 
+    /// The task of the eval set named in `opts` (or the training task).
+    pub(crate) fn task_config(&self, opts: &Table) -> Result<&tinylab_tasks::TaskConfig> {
+        Ok(match opts.get("eval").and_then(|v| v.as_str()) {
+            Some(e) => &self.exp.eval.iter().find(|s| s.name == e).context("validated eval name")?.task,
+            None => &self.exp.task,
+        })
+    }
+
     /// Samples from the eval set named in `opts` (or the training task), seeded by the run.
     pub(crate) fn samples(&self, opts: &Table) -> Result<(Box<dyn Task>, Samples)> {
         let n = opts.get("samples").and_then(|v| v.as_integer()).unwrap_or(256).max(1) as usize;
-        let cfg = match opts.get("eval").and_then(|v| v.as_str()) {
-            Some(e) => &self.exp.eval.iter().find(|s| s.name == e).context("validated eval name")?.task,
-            None => &self.exp.task,
-        };
+        let cfg = self.task_config(opts)?;
         let task = cfg.build()?;
         let batch = task.generate(&mut tinylab_train::data::rng(self.exp.seed, 7_000), n);
         Ok((task, Samples::new(batch, &self.model)?))
@@ -133,6 +143,7 @@ impl ProbeContext {
             "spectrum_history" => self.spectrum_history()?,
             "ov_blocks" => self.ov_blocks(&spec.options)?,
             "icl" => self.icl(&spec.options)?,
+            "layer_probe" => self.layer_probe(&spec.options)?,
             other => bail!("unknown probe `{other}`"),
         };
         let out: BTreeMap<String, f64> =

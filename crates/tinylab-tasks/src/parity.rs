@@ -203,7 +203,6 @@ fn draw_secret(seed: u64, n: usize, k: usize) -> Vec<usize> {
 /// The `k - 1` nodes of the tree over `secret` (level order), for `n` input bits.
 fn build_nodes(n: usize, secret: &[usize]) -> Vec<ParityNode> {
     let k = secret.len();
-    let seq_len = n + k - 1;
     let mut nodes = Vec::with_capacity(k - 1);
     let (mut level, mut width, mut first) = (1, k / 2, 0);
     while width >= 1 {
@@ -216,13 +215,12 @@ fn build_nodes(n: usize, secret: &[usize]) -> Vec<ParityNode> {
                 let below = first - 2 * width;
                 [n + 1 + below + 2 * j, n + 1 + below + 2 * j + 1]
             };
-            let probe_position = if slot < seq_len { slot } else { seq_len - 1 };
             nodes.push(ParityNode {
                 level,
                 index: j,
                 slot,
                 predicted_at: slot - 1,
-                probe_position,
+                probe_position: slot - 1,
                 children,
             });
         }
@@ -266,9 +264,10 @@ impl Task for Parity {
     }
 
     /// `"level1"`, …, `"level{L}"`: the value of each level-`ℓ` node at its
-    /// [`probe_position`](ParityNode::probe_position) (its slot, or the last input position
-    /// for the root), whether or not it is zero-filled; [`IGNORE`] elsewhere. The values are
-    /// recomputed from the bits in the inputs.
+    /// [`probe_position`](ParityNode::probe_position) (the position whose next-token target is
+    /// the node: where next-token training makes the model compute it, also when its own slot
+    /// is zero-filled), whether or not it is zero-filled; [`IGNORE`] elsewhere. The values
+    /// are recomputed from the bits in the inputs.
     fn position_labels(&self, batch: &Batch) -> Vec<(String, Vec<i32>)> {
         let (t, n) = (batch.seq_len, self.cfg.n_bits);
         let mut labels: Vec<(String, Vec<i32>)> = (1..=self.num_levels())

@@ -76,8 +76,8 @@ pub struct ParityNode {
     /// The input position whose next-token target is this node (`slot - 1`; `seq_len - 1`
     /// for the root).
     pub predicted_at: usize,
-    /// Where the probes read this node: `slot`, or `predicted_at` for the root (see
-    /// [`Task::position_labels`](crate::Task::position_labels)).
+    /// Where the probes read this node: `predicted_at`, the position trained to output it
+    /// (see [`Task::position_labels`](crate::Task::position_labels)).
     pub probe_position: usize,
     /// Input positions of the two children: the bit positions `s_{2j+1}, s_{2j+2}` at level 1,
     /// the two children's slots above.

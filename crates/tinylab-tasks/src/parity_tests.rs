@@ -191,7 +191,7 @@ fn secret_is_drawn_from_its_own_seed_and_nodes_point_at_children() {
     let nodes = t.nodes();
     let got: Vec<(usize, usize, usize, usize, [usize; 2])> =
         nodes.iter().map(|n| (n.level, n.index, n.slot, n.probe_position, n.children)).collect();
-    assert_eq!(got, [(1, 0, 9, 9, [5, 1]), (1, 1, 10, 10, [6, 3]), (2, 0, 11, 10, [9, 10])]);
+    assert_eq!(got, [(1, 0, 9, 8, [5, 1]), (1, 1, 10, 9, [6, 3]), (2, 0, 11, 10, [9, 10])]);
     assert!(nodes.iter().all(|n| n.predicted_at + 1 == n.slot));
     let t = task(ParityConfig::default());
     let roots: Vec<usize> = t.nodes().iter().map(|n| n.level).collect();
@@ -202,7 +202,7 @@ fn secret_is_drawn_from_its_own_seed_and_nodes_point_at_children() {
 }
 
 #[test]
-fn position_labels_sit_at_the_slots() {
+fn position_labels_sit_where_the_nodes_are_predicted() {
     let t = small(2);
     let b = batch(&t, 1, 30);
     let full = batch(&small(0), 1, 30);
@@ -215,8 +215,8 @@ fn position_labels_sit_at_the_slots() {
         let row = |v: &Vec<i32>| v[r * 11..(r + 1) * 11].to_vec();
         let (fi, ft) = (full.input_row(r), full.target_row(r));
         let mut e1 = vec![IGNORE; 11];
-        e1[9] = fi[9] as i32;
-        e1[10] = fi[10] as i32;
+        e1[8] = fi[9] as i32; // node z¹_1 sits at slot 9 and is predicted at position 8 (SEP)
+        e1[9] = fi[10] as i32;
         let mut e2 = vec![IGNORE; 11];
         e2[10] = ft[10];
         assert_eq!((row(l1), row(l2)), (e1, e2), "row {r}: zero-filled nodes keep their labels");

@@ -10,6 +10,7 @@ use tinylab_tasks::TaskConfig;
 use toml::{Table, Value};
 
 use crate::checks::CheckSpec;
+use crate::curriculum::{valid_name, Curriculum, CurriculumConfig, Stage};
 use crate::overrides;
 pub use crate::train_config::{DataMode, EarlyStop, TrainConfig};
 
@@ -53,6 +54,8 @@ struct RawExperiment {
     check: Vec<CheckSpec>,
     #[serde(default)]
     probe: Vec<Table>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    curriculum: Option<CurriculumConfig>,
 }
 
 /// One `[[probe]]` entry: an analysis run after training (by the CLI's probe stage), whose
@@ -74,6 +77,8 @@ pub struct EvalSet {
     pub task: TaskConfig,
     /// Number of sequences evaluated.
     pub samples: usize,
+    /// The entry's task fields (what it changes relative to the training task or stage).
+    pub overrides: Table,
 }
 
 /// A validated experiment.
@@ -91,8 +96,10 @@ pub struct Experiment {
     pub model: ModelConfig,
     /// Training loop settings.
     pub train: TrainConfig,
-    /// Evaluation sets.
+    /// Evaluation sets (with a curriculum: their tasks as in the last stage).
     pub eval: Vec<EvalSet>,
+    /// The stages of training (one implicit stage without `[curriculum]`).
+    pub curriculum: Curriculum,
     /// Claims to check at the end.
     pub checks: Vec<CheckSpec>,
     /// Probes to run after training.
@@ -240,6 +247,7 @@ impl Experiment {
         for (i, entry) in raw.eval.iter().enumerate() {
             let key = |k: &str| format!("eval[{i}].{k}");
             let mut merged = task_table.clone();
+            let mut overrides = Table::new();
             let mut name = None;
             let mut samples = 512usize;
             for (k, v) in entry {
@@ -259,6 +267,7 @@ impl Experiment {
                     }
                     _ => {
                         merged.insert(k.clone(), v.clone());
+                        overrides.insert(k.clone(), v.clone());
                     }
                 }
             }
@@ -279,7 +288,14 @@ impl Experiment {
                 return Err(err(file, key("vocab_size"), "exceeds the model's vocabulary"));
             }
             max_len = max_len.max(built.seq_len());
-            eval.push(EvalSet { name: name.to_string(), task: etask, samples });
+            eval.push(EvalSet { name: name.to_string(), task: etask, samples, overrides });
+        }
+        let curriculum = resolve_curriculum(&mut raw, &task_table, &mut eval, file)?;
+        for stage in &curriculum.stages {
+            for t in std::iter::once(&stage.task).chain(&stage.eval_tasks) {
+                let built = t.build().expect("validated");
+                max_len = max_len.max(built.seq_len());
+            }
         }
         if raw.model.positional == tinylab_model::PositionalKind::Learned && max_len > raw.model.max_seq_len {
             return Err(err(
@@ -306,10 +322,30 @@ impl Experiment {
             };
             probes.push(ProbeSpec { what, options });
         }
+        let stage_splits: Vec<String> = match curriculum.explicit {
+            true => curriculum.stages.iter().map(|s| format!("curriculum.{}", s.name)).collect(),
+            false => vec![],
+        };
         let splits: Vec<String> = std::iter::once("train".to_string())
             .chain(eval.iter().map(|e| format!("eval.{}", e.name)))
             .chain(probes.iter().map(|p| format!("probe.{}", p.what)))
+            .chain(stage_splits)
             .collect();
+        for (i, s) in curriculum.stages.iter().enumerate() {
+            if let Some(u) = &s.until {
+                let probe = CheckSpec {
+                    name: "until".into(),
+                    metric: u.metric.clone(),
+                    at_least: Some(u.at_least),
+                    at_most: None,
+                };
+                let train_or_eval: Vec<String> =
+                    splits.iter().filter(|s| *s == "train" || s.starts_with("eval.")).cloned().collect();
+                probe
+                    .validate(&train_or_eval)
+                    .map_err(|m| err(file, format!("curriculum.stage[{i}].until.metric"), m))?;
+            }
+        }
         for (i, c) in raw.check.iter().enumerate() {
             c.validate(&splits).map_err(|m| err(file, format!("check[{i}]"), m))?;
         }
@@ -334,12 +370,83 @@ impl Experiment {
             model: raw.model,
             train: raw.train,
             eval,
+            curriculum,
             checks: raw.check,
             probes,
             resolved_toml,
             training_toml,
         })
     }
+}
+
+/// Resolves `[curriculum]` (or the implicit single stage): every stage's task and eval tasks,
+/// validated; sets `train.steps` to the sum of the caps and the eval sets to the last stage.
+fn resolve_curriculum(
+    raw: &mut RawExperiment,
+    task_table: &Table,
+    eval: &mut [EvalSet],
+    file: &str,
+) -> Result<Curriculum, ConfigError> {
+    let Some(cfg) = raw.curriculum.clone() else {
+        let stage = Stage {
+            name: "train".into(),
+            task: raw.task.clone(),
+            eval_tasks: eval.iter().map(|e| e.task.clone()).collect(),
+            max_steps: raw.train.steps,
+            until: None,
+            reset_optimizer: false,
+        };
+        return Ok(Curriculum { stages: vec![stage], explicit: false });
+    };
+    if cfg.stage.is_empty() {
+        return Err(err(file, "curriculum.stage", "needs at least one [[curriculum.stage]]"));
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    for (i, sc) in cfg.stage.iter().enumerate() {
+        let key = |k: &str| format!("curriculum.stage[{i}].{k}");
+        if !valid_name(&sc.name) {
+            return Err(err(file, key("name"), "must be non-empty without dots, commas, quotes or spaces"));
+        }
+        if stages.iter().any(|s| s.name == sc.name) {
+            return Err(err(file, key("name"), format!("`{}` is used twice", sc.name)));
+        }
+        if sc.max_steps == 0 {
+            return Err(err(file, key("max_steps"), "must be ≥ 1"));
+        }
+        if sc.task.contains_key("kind") {
+            return Err(err(file, key("task.kind"), "a stage keeps the training task's kind"));
+        }
+        let mut merged = task_table.clone();
+        merged.extend(sc.task.clone());
+        let task: TaskConfig = typed(file, &key("task"), Value::Table(merged.clone()))?;
+        task.build().map_err(|e| err(file, key(&format!("task.{}", e.key())), e.to_string()))?;
+        let mut eval_tasks = Vec::new();
+        for e in eval.iter() {
+            let mut m = merged.clone();
+            m.extend(e.overrides.clone());
+            let t: TaskConfig =
+                typed(file, &format!("eval `{}` in stage `{}`", e.name, sc.name), Value::Table(m))?;
+            t.build().map_err(|x| {
+                err(file, format!("eval `{}` in stage `{}`: {}", e.name, sc.name, x.key()), x.to_string())
+            })?;
+            eval_tasks.push(t);
+        }
+        stages.push(Stage {
+            name: sc.name.clone(),
+            task,
+            eval_tasks,
+            max_steps: sc.max_steps,
+            until: sc.until.clone(),
+            reset_optimizer: i > 0 && sc.reset_optimizer.unwrap_or(cfg.reset_optimizer),
+        });
+    }
+    let last = stages.last().expect("non-empty");
+    for (e, t) in eval.iter_mut().zip(&last.eval_tasks) {
+        e.task = t.clone();
+    }
+    let c = Curriculum { stages, explicit: true };
+    raw.train.steps = c.total_steps();
+    Ok(c)
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {

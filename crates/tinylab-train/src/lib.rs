@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod checks;
+pub mod curriculum;
 pub mod data;
 pub mod eval;
 pub mod experiment;
@@ -23,6 +24,8 @@ pub use checks::{CheckResult, CheckSpec};
 pub use experiment::{ConfigError, Experiment};
 pub use rundir::RunDir;
 pub use trainer::{run, RunOptions, RunOutcome, Summary};
+#[cfg(test)]
+mod curriculum_tests;
 #[cfg(test)]
 mod icl_tests;
 #[cfg(test)]

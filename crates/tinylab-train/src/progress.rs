@@ -76,6 +76,15 @@ impl Progress {
         }
     }
 
+    /// A one-line notice (e.g. a curriculum stage change), above the bar or on stderr.
+    pub fn message(&mut self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
     /// Clears the bar.
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {

@@ -66,6 +66,27 @@ impl RunDir {
         self.checkpoints().join(format!("step-{step:06}.safetensors"))
     }
 
+    /// Weights at the end of curriculum stage `i` (kept, never pruned; no optimizer state).
+    pub fn stage_checkpoint(&self, i: usize) -> PathBuf {
+        self.checkpoints().join(format!("stage-{i:02}.safetensors"))
+    }
+
+    /// The saved end-of-stage weights, sorted by stage, as `(stage, path)`.
+    pub fn list_stage_checkpoints(&self) -> Vec<(usize, PathBuf)> {
+        let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(self.checkpoints())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let i = name.strip_prefix("stage-")?.strip_suffix(".safetensors")?.parse().ok()?;
+                Some((i, e.path()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Checkpoint files sorted by step, as `(step, path)`.
     pub fn list_checkpoints(&self) -> Vec<(usize, PathBuf)> {
         let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(self.checkpoints())

@@ -114,19 +114,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let tr = &exp.train;
     let mut model = Model::new(&exp.model, exp.seed, &device, DType::F32)?;
     let mut opt = tr.optimizer.build(model.params().trainable())?;
-    let task = exp.task.build()?;
-    let continuous = task.num_features() > 0;
-    let mut data = DataSource::new(task, tr.data, tr.pool_size, tr.batch_size, exp.seed);
-    let evals: Vec<EvalData> = exp
-        .eval
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let t = e.task.build().expect("validated");
-            EvalData::new(&e.name, t.as_ref(), e.samples, tr.batch_size, exp.model.n_heads, exp.seed, i)
-        })
-        .collect();
-
+    let cur = &exp.curriculum;
+    let continuous = exp.task.build()?.num_features() > 0;
+    let mut si = 0usize; // current stage
+    let mut stage_start = 0usize; // steps done before the current stage began
+    let (mut data, mut evals) = stage_data(exp, 0, None)?;
     let mut start_step = 0usize;
     let mut resumed_from = None;
     let mut rows: Vec<MetricRow> = Vec::new();
@@ -136,7 +128,18 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
         opt.load_state(&tensors)?;
         let pos: u128 =
             meta.get("data_rng_word_pos").context("checkpoint lacks data_rng_word_pos")?.parse()?;
-        data.set_rng_word_pos(pos);
+        let meta_usize =
+            |k: &str| -> Result<usize> { Ok(meta.get(k).map(|v| v.parse()).transpose()?.unwrap_or(0)) };
+        si = meta_usize("stage")?;
+        stage_start = meta_usize("stage_start")?;
+        if si >= cur.stages.len() {
+            bail!(
+                "checkpoint {} is in stage {si}, but the curriculum has {}",
+                path.display(),
+                cur.stages.len()
+            );
+        }
+        (data, evals) = stage_data(exp, si, Some(pos))?;
         start_step = step;
         resumed_from = Some(step);
         rows = truncate_after(&rd.root, step)?;
@@ -164,9 +167,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let mut writer = MetricsWriter::open(&rd.root)?;
     let mut progress = Progress::new(tr.steps, start_step, opts.quiet);
 
-    let evaluate = |model: &Model, step: usize| -> Result<Vec<MetricRow>> {
+    let evaluate = |evals: &[EvalData], model: &Model, step: usize| -> Result<Vec<MetricRow>> {
         let mut out = Vec::new();
-        for e in &evals {
+        for e in evals {
             let r = e.evaluate(model)?;
             let split = format!("eval.{}", e.name);
             out.push(MetricRow { step, split: split.clone(), metric: "loss".into(), value: r.loss });
@@ -186,7 +189,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     };
 
     if start_step == 0 {
-        let r = evaluate(&model, 0)?;
+        let mut r = evaluate(&evals, &model, 0)?;
+        if cur.explicit {
+            r.push(MetricRow { step: 0, split: "curriculum".into(), metric: "stage".into(), value: 0.0 });
+        }
         writer.write(&r)?;
         progress.eval(&r);
         rows.extend(r);
@@ -194,7 +200,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let mut step = start_step;
     let mut stopped_early = false;
     while step < tr.steps {
-        let lr = tr.schedule.lr_at(tr.optimizer.lr, step, tr.steps);
+        let stage = cur.stage(si);
+        let lr = tr.schedule.lr_at(tr.optimizer.lr, step - stage_start, stage.max_steps);
         let batch = data.next_batch();
         step += 1;
         let log_now = step.is_multiple_of(tr.log_every) || step == tr.steps;
@@ -241,25 +248,67 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
             }
             train_log = Some((lv, acc));
         }
-        let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps;
+        let cap_reached = step - stage_start == stage.max_steps;
+        let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps || cap_reached;
+        let mut until_hit = false;
         if eval_now {
-            let r = evaluate(&model, step)?;
+            let r = evaluate(&evals, &model, step)?;
             progress.eval(&r);
             stopped_early = early_hit(&r) && step < tr.steps;
+            until_hit = stage.until.as_ref().is_some_and(|u| {
+                r.iter().chain(&new_rows).any(|m| m.path() == u.metric && m.value >= u.at_least)
+            });
             new_rows.extend(r);
+        }
+        let stage_over = cap_reached || until_hit;
+        let mut curriculum_done = false;
+        if stage_over && cur.explicit {
+            let split = format!("curriculum.{}", stage.name);
+            let used = (step - stage_start) as f64;
+            new_rows.push(MetricRow { step, split: split.clone(), metric: "steps".into(), value: used });
+            let reached = if until_hit { 1.0 } else { 0.0 };
+            new_rows.push(MetricRow { step, split, metric: "reached".into(), value: reached });
+            let meta: BTreeMap<String, String> = [
+                ("format".to_string(), "tinylab-stage-weights-v1".to_string()),
+                ("step".to_string(), step.to_string()),
+                ("stage".to_string(), si.to_string()),
+                ("stage_name".to_string(), stage.name.clone()),
+            ]
+            .into();
+            checkpoint::save_atomic(&rd.stage_checkpoint(si), &model.params().all(), &meta)?;
+            if si + 1 < cur.stages.len() {
+                si += 1;
+                stage_start = step;
+                let pos = data.rng_word_pos();
+                (data, evals) = stage_data(exp, si, Some(pos))?;
+                if cur.stage(si).reset_optimizer {
+                    opt = tr.optimizer.build(model.params().trainable())?;
+                }
+                let idx = si as f64;
+                new_rows.push(MetricRow {
+                    step,
+                    split: "curriculum".into(),
+                    metric: "stage".into(),
+                    value: idx,
+                });
+                progress.message(&format!("stage {} ({}) from step {step}", cur.stage(si).name, si));
+            } else {
+                curriculum_done = true;
+            }
         }
         if let Some((lv, acc)) = train_log {
             progress.train(step, lv, acc);
         }
         writer.write(&new_rows)?;
         rows.extend(new_rows);
-        let last = step == tr.steps || stopped_early;
+        let last = step == tr.steps || stopped_early || curriculum_done;
         if last || (tr.checkpoint_every > 0 && step.is_multiple_of(tr.checkpoint_every)) {
-            save_checkpoint(&rd, step, &model, opt.as_ref(), &data, tr.keep_checkpoints)?;
+            let stage_pos = (si, stage_start);
+            save_checkpoint(&rd, step, &model, opt.as_ref(), &data, stage_pos, tr.keep_checkpoints)?;
             report.steps_done = step;
             write_atomic(&rd.run_json(), &serde_json::to_vec_pretty(&report)?)?;
         }
-        if stopped_early {
+        if stopped_early || curriculum_done {
             break;
         }
         if opts.stop_after == Some(step) && !last {
@@ -291,6 +340,30 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome::Finished { summary, already_done: false })
 }
 
+/// The training data of stage `si` (its RNG continued at `pos` when given) and its eval sets.
+fn stage_data(exp: &Experiment, si: usize, pos: Option<u128>) -> Result<(DataSource, Vec<EvalData>)> {
+    let tr = &exp.train;
+    let stage = exp.curriculum.stage(si);
+    let mut data = DataSource::new(stage.task.build()?, tr.data, tr.pool_size, tr.batch_size, exp.seed);
+    if let Some(p) = pos {
+        data.set_rng_word_pos(p);
+    }
+    let mut evals = Vec::new();
+    for (i, (e, t)) in exp.eval.iter().zip(&stage.eval_tasks).enumerate() {
+        let t = t.build()?;
+        evals.push(EvalData::new(
+            &e.name,
+            t.as_ref(),
+            e.samples,
+            tr.batch_size,
+            exp.model.n_heads,
+            exp.seed,
+            i,
+        ));
+    }
+    Ok((data, evals))
+}
+
 /// Writes weights, optimizer moments, step and data-RNG position; prunes old checkpoints.
 fn save_checkpoint(
     rd: &RunDir,
@@ -298,6 +371,7 @@ fn save_checkpoint(
     model: &Model,
     opt: &dyn crate::optim::Optimizer,
     data: &DataSource,
+    (stage, stage_start): (usize, usize),
     keep: usize,
 ) -> Result<()> {
     let mut tensors = model.params().all();
@@ -306,6 +380,8 @@ fn save_checkpoint(
         ("format".to_string(), "tinylab-checkpoint-v1".to_string()),
         ("step".to_string(), step.to_string()),
         ("data_rng_word_pos".to_string(), data.rng_word_pos().to_string()),
+        ("stage".to_string(), stage.to_string()),
+        ("stage_start".to_string(), stage_start.to_string()),
     ]
     .into();
     checkpoint::save_atomic(&rd.checkpoint(step), &tensors, &meta)?;

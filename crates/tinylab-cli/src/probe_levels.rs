@@ -1,0 +1,180 @@
+//! Layer-wise probes of per-position ground truth (`Task::position_labels`, e.g. the XOR
+//! value of each parity-tree level at its nodes' positions): which layer's residual stream
+//! decodes which label, at the end of every curriculum stage; for parity also how much each
+//! layer's attention at a node's position goes to the node's two children.
+
+use anyhow::{Context, Result};
+use candle_core::DType;
+use serde_json::json;
+use tinylab_model::{ForwardOptions, HookPoint, HookSet, Model};
+use tinylab_plot::{Colormap, Heatmap};
+use tinylab_probe::samples::Samples;
+use tinylab_tasks::{Parity, TaskConfig, IGNORE};
+use tinylab_train::checkpoint;
+use toml::Table;
+
+use crate::probe_stage::{write_json, ProbeContext};
+
+/// Probe accuracy of one label at one layer (`layer` 0 = embeddings, `l` = after block `l`,
+/// counted from 1).
+#[derive(Clone)]
+struct Cell {
+    label: String,
+    layer: usize,
+    test_acc: f64,
+    baseline: f64,
+}
+
+impl ProbeContext {
+    /// `what = "layer_probe"`: logistic probes from the embeddings and from the residual after
+    /// every block, at the positions each label of the task's `position_labels` covers, to
+    /// that label (seeded 75/25 split of `samples` sequences of the eval set `eval`). Run on
+    /// the final weights (metrics `<label>_l<layer>_acc`, `l0` = embeddings) and on the saved
+    /// end-of-stage weights of a curriculum (figure `plots/layer_probe.png`: stage × layer
+    /// grid per label). For a parity task also `level<ℓ>_l<layer>_child_mass`: mean attention
+    /// (mean over heads) from the position predicting a level-ℓ node to its two children's
+    /// token slots, and `…_child_pred_mass` to the positions predicting the children (where a
+    /// zero-filled child is computed; the same as the slots at level 1, whose children are bits).
+    pub(crate) fn layer_probe(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
+        let (task, samples) = self.samples(opts)?;
+        let labels = task.position_labels(&samples.batch);
+        anyhow::ensure!(!labels.is_empty(), "task `{}` has no position labels to probe", task.name());
+        let mut snapshots: Vec<(String, Model)> = Vec::new();
+        for (i, path) in self.dir.list_stage_checkpoints() {
+            let (tensors, meta) = checkpoint::load(&path)?;
+            let mut m = self.model.clone_fresh()?;
+            m.load_weights(&tensors)?;
+            let name = meta.get("stage_name").cloned().unwrap_or_else(|| i.to_string());
+            snapshots.push((format!("{i}: {name}"), m));
+        }
+        let final_cells = probe_cells(&self.model, &samples, &labels, self.exp.seed)?;
+        let mut grid_rows = Vec::new();
+        for (name, m) in &snapshots {
+            grid_rows.push((name.clone(), probe_cells(m, &samples, &labels, self.exp.seed)?));
+        }
+        if snapshots.is_empty() {
+            grid_rows.push((format!("final (step {})", self.step), final_cells.clone()));
+        }
+        let mut metrics: Vec<(String, f64)> =
+            final_cells.iter().map(|c| (format!("{}_l{}_acc", c.label, c.layer), c.test_acc)).collect();
+        let child = match self.task_config(opts)? {
+            TaskConfig::Parity(cfg) => child_mass(&self.model, &samples, &Parity::new(cfg.clone())?)?,
+            _ => Vec::new(),
+        };
+        metrics.extend(child.iter().cloned());
+        self.plot_grid(&labels, &grid_rows)?;
+        let json_rows: Vec<serde_json::Value> = grid_rows
+            .iter()
+            .flat_map(|(stage, cells)| {
+                cells.iter().map(move |c| {
+                    json!({"stage": stage, "label": c.label, "layer": c.layer, "test_acc": c.test_acc, "majority_baseline": c.baseline})
+                })
+            })
+            .collect();
+        write_json(
+            &self.probe_file("layer_probe.json"),
+            &json!({"step": self.step, "grid": json_rows, "child_mass": child.into_iter().collect::<std::collections::BTreeMap<_, _>>()}),
+        )?;
+        Ok(metrics)
+    }
+
+    fn plot_grid(&self, labels: &[(String, Vec<i32>)], rows: &[(String, Vec<Cell>)]) -> Result<()> {
+        let layers = self.model.config().n_layers + 1;
+        let panels: Vec<Heatmap> = labels
+            .iter()
+            .map(|(label, _)| Heatmap {
+                title: format!("probe accuracy of {label}"),
+                values: rows
+                    .iter()
+                    .map(|(_, cells)| {
+                        (0..layers)
+                            .map(|l| {
+                                cells
+                                    .iter()
+                                    .find(|c| &c.label == label && c.layer == l)
+                                    .map_or(f64::NAN, |c| c.test_acc)
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                row_labels: rows.iter().map(|(s, _)| s.clone()).collect(),
+                col_labels: (0..layers)
+                    .map(|l| if l == 0 { "embed".into() } else { format!("layer {l}") })
+                    .collect(),
+                x_label: "residual stream after".into(),
+                y_label: "end of stage".into(),
+                colormap: Colormap::Sequential,
+            })
+            .collect();
+        let title = format!("{}: layer-wise probes (stage × layer)", self.exp.name);
+        tinylab_plot::small_multiples(&title, &panels, panels.len(), &self.plot_file("layer_probe.png"))?;
+        Ok(())
+    }
+}
+
+/// Probe accuracy of every label at every layer of `model`.
+fn probe_cells(
+    model: &Model,
+    samples: &Samples,
+    labels: &[(String, Vec<i32>)],
+    seed: u64,
+) -> Result<Vec<Cell>> {
+    let layers = model.config().n_layers;
+    let points: Vec<HookPoint> =
+        std::iter::once(HookPoint::Embed).chain((0..layers).map(HookPoint::ResidPost)).collect();
+    let hooks = HookSet::of(points.iter().copied());
+    let out = model.forward(&samples.tokens, ForwardOptions { select: None, hooks: Some(&hooks) })?;
+    let mut cells = Vec::new();
+    for (layer, p) in points.iter().enumerate() {
+        // layer 0 = embeddings, layer l = after block l (counted from 1)
+        let act = out.cache.get(*p).with_context(|| format!("hook {p} records nothing"))?;
+        let d = *act.dims().last().unwrap_or(&1);
+        let flat = act.reshape((act.elem_count() / d, d))?.to_dtype(DType::F64)?;
+        for (label, values) in labels {
+            let idx: Vec<u32> =
+                (0..values.len()).filter(|&i| values[i] != IGNORE).map(|i| i as u32).collect();
+            let sel = candle_core::Tensor::from_vec(idx.clone(), idx.len(), flat.device())?;
+            let x = tinylab_probe::convert::tensor_to_array2(&flat.index_select(&sel, 0)?)?;
+            let mut classes: Vec<i32> = idx.iter().map(|&i| values[i as usize]).collect();
+            classes.sort_unstable();
+            classes.dedup();
+            let y: Vec<usize> =
+                idx.iter().map(|&i| classes.binary_search(&values[i as usize]).expect("present")).collect();
+            let split = tinylab_probe::linear_probe::train_test_split(y.len(), 0.25, seed)?;
+            let cfg = tinylab_probe::LogisticConfig::default();
+            let r = tinylab_probe::logistic_probe(&x, &y, classes.len().max(2), &cfg, &split)?;
+            cells.push(Cell {
+                label: label.clone(),
+                layer,
+                test_acc: r.test_accuracy,
+                baseline: r.majority_baseline,
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// Per level and layer, the mean attention (averaged over heads and sequences) from each
+/// node's probe position to its two children, summed over the two children: at the
+/// children's slots (`child_mass`) and at the positions predicting them (`child_pred_mass`).
+fn child_mass(model: &Model, samples: &Samples, parity: &Parity) -> Result<Vec<(String, f64)>> {
+    let pats = tinylab_probe::attention::patterns(model, samples)?;
+    let mut out = Vec::new();
+    for (l, p) in pats.iter().enumerate() {
+        let p = p.to_dtype(DType::F64)?.mean(1)?; // [B, T, T], mean over heads
+        let m = p.mean(0)?.to_vec2::<f64>()?; // mean over sequences: [T, T]
+        for level in 1..=parity.num_levels() {
+            let nodes: Vec<_> = parity.nodes().iter().filter(|n| n.level == level).collect();
+            let shift = usize::from(level > 1);
+            for (shifted, metric) in [(0, "child_mass"), (shift, "child_pred_mass")] {
+                let mass: f64 = nodes
+                    .iter()
+                    .map(|n| n.children.iter().map(|&c| m[n.probe_position][c - shifted]).sum::<f64>())
+                    .sum::<f64>()
+                    / nodes.len() as f64;
+                out.push((format!("level{level}_l{}_{metric}", l + 1), mass));
+            }
+        }
+    }
+    Ok(out)
+}

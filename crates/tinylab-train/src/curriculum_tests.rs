@@ -1,0 +1,231 @@
+//! Tests of the curriculum engine: stages change the task, end on their metric or their cap,
+//! reset the optimizer, leave their boundaries in the metrics and their weights on disk, resume
+//! exactly across a boundary; bad stage tables are named in errors. Plus the seconds-long
+//! version of the k = 4 Log-ICoT claim with its negative control.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::experiment::Experiment;
+use crate::metrics::MetricRow;
+use crate::trainer::{run, RunOptions, RunOutcome, Summary};
+
+fn tmp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinylab-cur-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Parity n = 6, k = 4 on a tiny model; three stages, the middle one ends on a target that the
+/// first evaluation meets (train.loss ≥ 0 is always true), the others at their caps.
+const STAGED: &str = r#"
+name = "staged"
+seed = 1
+[task]
+kind = "parity"
+n_bits = 6
+k = 4
+[model]
+d_model = 16
+n_layers = 2
+positional = "learned"
+max_seq_len = 16
+[train]
+batch_size = 16
+eval_every = 4
+log_every = 2
+checkpoint_every = 5
+keep_checkpoints = 1
+optimizer = { lr = 3e-3 }
+[curriculum]
+reset_optimizer = true
+[[curriculum.stage]]
+name = "explicit"
+task = { zero_filled = 0 }
+max_steps = 6
+[[curriculum.stage]]
+name = "early"
+task = { zero_filled = 1 }
+max_steps = 50
+until = { metric = "train.loss", at_least = 0.0 }
+[[curriculum.stage]]
+name = "all"
+task = { zero_filled = 2 }
+max_steps = 7
+reset_optimizer = false
+[[eval]]
+name = "stage"
+samples = 32
+[[eval]]
+name = "fixed"
+zero_filled = 2
+samples = 32
+"#;
+
+fn exp(text: &str, sets: &[&str]) -> Experiment {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Experiment::from_str(text, "test.toml", "test", &sets, None).unwrap()
+}
+
+fn finish(e: &Experiment, dir: &std::path::Path, stop_after: Option<usize>) -> RunOutcome {
+    let opts = RunOptions { dir: dir.to_path_buf(), force: false, threads: 1, stop_after, quiet: true };
+    run(e, &opts).unwrap()
+}
+
+fn summary(o: RunOutcome) -> Summary {
+    match o {
+        RunOutcome::Finished { summary, .. } => summary,
+        RunOutcome::Interrupted { step } => panic!("interrupted at {step}"),
+    }
+}
+
+fn rows(dir: &std::path::Path) -> Vec<MetricRow> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn stages_change_the_task_end_on_target_or_cap_and_leave_their_marks() {
+    let e = exp(STAGED, &[]);
+    assert_eq!(e.train.steps, 6 + 50 + 7, "train.steps is the sum of the caps");
+    assert_eq!(e.curriculum.stages.len(), 3);
+    assert!(!e.curriculum.stages[0].reset_optimizer && e.curriculum.stages[1].reset_optimizer);
+    assert!(!e.curriculum.stages[2].reset_optimizer, "a stage overrides the default");
+    let d = tmp_dir("stages");
+    let s = summary(finish(&e, &d, None));
+    // explicit: 6 steps (cap); early: ends at its first evaluation (step 8, 2 steps); all: 7.
+    assert_eq!(s.steps, 6 + 2 + 7);
+    let m = &s.final_metrics;
+    assert_eq!(m["curriculum.explicit.steps"], 6.0);
+    assert_eq!(m["curriculum.explicit.reached"], 0.0);
+    assert_eq!(m["curriculum.early.steps"], 2.0);
+    assert_eq!(m["curriculum.early.reached"], 1.0);
+    assert_eq!(m["curriculum.all.steps"], 7.0);
+    let r = rows(&d);
+    let starts: Vec<(usize, f64)> =
+        r.iter().filter(|r| r.path() == "curriculum.stage").map(|r| (r.step, r.value)).collect();
+    assert_eq!(starts, [(0, 0.0), (6, 1.0), (8, 2.0)]);
+    // Every stage ends with an evaluation, also off the eval_every grid (step 6 and 15).
+    let eval_steps: Vec<usize> = r.iter().filter(|r| r.path() == "eval.stage.loss").map(|r| r.step).collect();
+    assert_eq!(eval_steps, [0, 4, 6, 8, 12, 15], "{r:?}");
+    // The `stage` eval follows the stage; `fixed` always zero-fills the whole CoT.
+    let zero_filled = |t: &tinylab_tasks::TaskConfig| match t {
+        tinylab_tasks::TaskConfig::Parity(c) => c.zero_filled,
+        _ => unreachable!(),
+    };
+    let per_stage: Vec<(usize, usize)> = e
+        .curriculum
+        .stages
+        .iter()
+        .map(|s| (zero_filled(&s.eval_tasks[0]), zero_filled(&s.eval_tasks[1])))
+        .collect();
+    assert_eq!(per_stage, [(0, 2), (1, 2), (2, 2)]);
+    assert_eq!(zero_filled(&e.eval[0].task), 2, "after training, eval sets are those of the last stage");
+    // End-of-stage weights are kept (not pruned with the step checkpoints).
+    let rd = crate::RunDir::new(&d);
+    let stages: Vec<usize> = rd.list_stage_checkpoints().into_iter().map(|(i, _)| i).collect();
+    assert_eq!(stages, [0, 1, 2]);
+    assert_eq!(rd.list_checkpoints().len(), 1);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn resume_across_a_stage_boundary_is_exact() {
+    let e = exp(STAGED, &[]);
+    let (straight, resumed) = (tmp_dir("straight"), tmp_dir("resumed"));
+    summary(finish(&e, &straight, None));
+    // Checkpoint at step 5 (stage 0), interrupted at 7 (stage 1, past the optimizer reset),
+    // then at 10 (stage 2): resumes from 5 and from 10.
+    assert!(matches!(finish(&e, &resumed, Some(7)), RunOutcome::Interrupted { step: 7 }));
+    assert!(matches!(finish(&e, &resumed, Some(12)), RunOutcome::Interrupted { step: 12 }));
+    summary(finish(&e, &resumed, None));
+    let strip = |d: &PathBuf| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    assert_eq!(strip(&straight), strip(&resumed));
+    for d in [straight, resumed] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn bad_stage_tables_are_named() {
+    let cases: [(&str, &str); 6] = [
+        ("curriculum.stage.0.max_steps=0", "curriculum.stage[0].max_steps"),
+        ("curriculum.stage.1.name=\"explicit\"", "curriculum.stage[1].name"),
+        ("curriculum.stage.0.task.zero_filled=9", "curriculum.stage[0].task.zero_filled"),
+        ("curriculum.stage.0.task.kind=\"mqar\"", "curriculum.stage[0].task.kind"),
+        ("curriculum.stage.1.until.metric=\"eval.nope.acc\"", "curriculum.stage[1].until.metric"),
+        ("curriculum.stage.2.colour=1", "curriculum.stage[2].colour"),
+    ];
+    for (set, key) in cases {
+        let err = Experiment::from_str(STAGED, "t.toml", "t", &[set.to_string()], None).unwrap_err();
+        assert_eq!(err.key, key, "{set}: {err}");
+    }
+    let no_stages = STAGED.split("[[curriculum.stage]]").next().unwrap().to_string()
+        + "[[eval]]\nname = \"stage\"\nsamples = 8\n";
+    let err = Experiment::from_str(&no_stages, "t.toml", "t", &[], None).unwrap_err();
+    assert!(err.key.starts_with("curriculum"), "{err}");
+}
+
+/// The k = 4 claim in seconds (n = 8, 2 layers, d = 32): Log-ICoT (explicit CoT, then level 1
+/// zero-filled with its loss kept) answers the root with every CoT position zero-filled; the
+/// same model and step budget trained on the answer alone does not.
+#[test]
+fn log_icot_internalizes_4_parity_and_answer_only_does_not() {
+    const K4: &str = r#"
+seed = 0
+[task]
+kind = "parity"
+n_bits = 8
+k = 4
+[model]
+d_model = 32
+n_layers = 2
+positional = "learned"
+max_seq_len = 16
+mlp = true
+[train]
+batch_size = 128
+eval_every = 50
+log_every = 50
+checkpoint_every = 0
+optimizer = { kind = "adamw", lr = 3e-3, weight_decay = 0.0 }
+schedule = { kind = "constant" }
+[curriculum]
+reset_optimizer = true
+[[curriculum.stage]]
+name = "explicit"
+max_steps = 600
+until = { metric = "eval.stage.acc", at_least = 0.99 }
+[[curriculum.stage]]
+name = "level1"
+task = { zero_filled = 2, loss_on_removed = true }
+max_steps = 600
+until = { metric = "eval.stage.acc", at_least = 0.99 }
+[[eval]]
+name = "stage"
+samples = 1000
+[[eval]]
+name = "final"
+zero_filled = 2
+loss_on_removed = false
+samples = 1000
+"#;
+    let d = tmp_dir("k4");
+    let s = summary(finish(&exp(K4, &[]), &d, None));
+    let logicot: BTreeMap<_, _> = s.final_metrics.clone();
+    let budget = s.steps;
+    let (answer_only, _) = K4.split_once("[curriculum]").unwrap();
+    let answer_only = answer_only.replace("k = 4\n", "k = 4\nanswer_only = true\n")
+        + "[[eval]]\nname = \"final\"\nsamples = 1000\n";
+    let d2 = tmp_dir("k4-answer");
+    let a = summary(finish(&exp(&answer_only, &[&format!("train.steps={budget}")]), &d2, None));
+    let (l, n) = (logicot["eval.final.acc"], a.final_metrics["eval.final.acc"]);
+    assert!(l >= 0.99, "Log-ICoT root accuracy with the CoT zero-filled: {l} after {budget} steps");
+    assert!(n <= 0.75, "answer-only root accuracy after the same {budget} steps: {n}");
+    for d in [d, d2] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
