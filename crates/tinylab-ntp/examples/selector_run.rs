@@ -1,4 +1,5 @@
-//! Runs NTP/CCMC experiment files until `tinylab run` dispatches them:
+//! Runs NTP/CCMC experiment files without the CLI (`tinylab run` dispatches them too) and
+//! prints every `probe.*` metric:
 //! `cargo run --release -p tinylab-ntp --example selector_run -- FILE [--seed N] [--out DIR] [--set k=v]...`
 //! Exit code 0 when every check passes, 1 when one fails.
 

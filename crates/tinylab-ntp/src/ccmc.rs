@@ -13,13 +13,26 @@
 //! * `[generation]`: from one prompt, generate with a sliding window of T tokens; distinct
 //!   tokens and entropy of the window against step, for several teacher scales, with the base
 //!   Markov chain P̄ (no counts) as control.
+//! * `[single]`: the student fitted on the (window → next token) pairs of ONE generated
+//!   trajectory, for several lengths, against the same number of IID-prompt examples.
+//!
+//! Files: `config` (the experiment file), `experiment` (the runner), `estimation`
+//! (`[estimation]`, `[coverage]`), `generation`, `single`; this file holds the model math.
 
 use rand::Rng;
 
 use crate::linalg::{axpy, dot, gaussian, norm, solve_psd};
 
+mod config;
+mod estimation;
 mod experiment;
+mod generation;
+mod single;
+pub use config::*;
+use estimation::{coverage, estimation};
 pub use experiment::*;
+use generation::generation;
+pub use single::*;
 
 /// A K × K logit matrix, row-major, row = last token.
 pub type Logits = Vec<f64>;

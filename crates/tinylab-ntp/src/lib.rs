@@ -3,7 +3,9 @@
 //! * [`tpg`]: token-priority-graph data (official NTP generator) and the SCCs of every G^(k).
 //! * [`selector`]: the one-layer selector f(X) = attention mass of the last token, combined or
 //!   factorised W, analytic gradients, (normalised) GD.
-//! * [`theory`]: W_svm (graph-SVM QP, Clarabel) and W_fin (Newton on S_fin).
+//! * [`theory`]: W_svm (graph-SVM QP, Clarabel), the nuclear-norm W_svm,* of the factorised
+//!   model (interior-point SDP with a duality certificate) and W_fin (Newton on S_fin).
+//! * [`linalg`], [`spectral`]: small dense linear algebra (Jacobi eigen/SVD, nuclear norm).
 //! * [`ntp`]: the `kind = "ntp"` experiment; [`ccmc`]: the `kind = "ccmc"` experiment.
 //!
 //! Entry points for the CLI: [`is_selector_experiment`] and [`run`].
@@ -13,6 +15,7 @@ pub mod linalg;
 pub mod ntp;
 pub mod rundir;
 pub mod selector;
+pub mod spectral;
 pub mod theory;
 pub mod tpg;
 

@@ -151,7 +151,9 @@ pub fn solve_psd(h: &[f64], g: &[f64], n: usize, lambda0: f64) -> Vec<f64> {
     }
 }
 
-fn cholesky(h: &[f64], n: usize, lambda: f64) -> Option<Vec<f64>> {
+/// Cholesky factor L (row-major, lower triangular) of `H + λI` for a symmetric `n × n`
+/// row-major `H`, or `None` if that matrix is not (numerically) positive definite.
+pub fn cholesky(h: &[f64], n: usize, lambda: f64) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {

@@ -50,12 +50,21 @@ pub fn loss_grad(vocab: &[Vec<f64>], w: &[f64], data: &[Sample], norm_n: usize) 
     let mut loss = 0.0;
     for s in data {
         let a = attention(vocab, w, s);
-        let p: f64 = s.ctx.iter().zip(&a).filter(|(x, _)| **x == s.label).map(|(_, v)| v).sum();
+        // Mass on the label (p) and off it (q = 1 − p, summed directly: near saturation
+        // 1 − p would round to 0 or to noise of ~1e-16 and swamp the true gradient).
+        let (mut p, mut q) = (0.0, 0.0);
+        for (&x, v) in s.ctx.iter().zip(&a) {
+            if x == s.label {
+                p += v;
+            } else {
+                q += v;
+            }
+        }
         loss -= (p + LOG_EPS).ln();
         let mut u = vec![0.0; d];
         for (t, &x) in s.ctx.iter().enumerate() {
-            let ind = if x == s.label { 1.0 } else { 0.0 };
-            let gt = -a[t] * (ind - p) / (p + LOG_EPS);
+            // ∂/∂s_t of −log(p + ε) = −a_t (1[x_t = y] − p) / (p + ε).
+            let gt = if x == s.label { -a[t] * q / (p + LOG_EPS) } else { a[t] * p / (p + LOG_EPS) };
             axpy(&mut u, gt, &vocab[x]);
         }
         axpy(&mut g, 1.0, &outer(&u, &vocab[s.query]));
@@ -166,6 +175,20 @@ mod tests {
     use crate::tpg::{generate, DataConfig, Embedding, GraphKind};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn gradient_direction_survives_saturation() {
+        // One sequence [y, o] with label y: the gradient is a_o (x_o − x_y) zᵀ · p/(p+ε), so its
+        // direction must not change when W is scaled until 1 − p is far below 1e-16.
+        let vocab = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let data = [Sample { ctx: vec![0, 1], query: 1, label: 0 }];
+        let w = |c: f64| vec![0.0, c, 0.0, 0.0]; // score of token 0 = c, of token 1 = 0
+        let (_, g1) = loss_grad(&vocab, &w(5.0), &data, 1);
+        let (_, g2) = loss_grad(&vocab, &w(60.0), &data, 1);
+        assert!(attention(&vocab, &w(60.0), &data[0])[1] < 1e-25);
+        let cos = crate::linalg::cosine(&g1, &g2);
+        assert!(cos > 1.0 - 1e-12, "{cos}: {g1:?} vs {g2:?}");
+    }
 
     #[test]
     #[allow(clippy::needless_range_loop)]

@@ -1,5 +1,6 @@
 //! The theory objects of the NTP paper: the graph-SVM direction W_svm (a quadratic program,
-//! solved with the Clarabel interior-point solver) and the finite component W_fin (the loss
+//! solved with the Clarabel interior-point solver), its nuclear-norm version for the
+//! factorised model (`nuclear`: [`w_svm_nuclear`]) and the finite component W_fin (the loss
 //! minimiser on the within-SCC subspace S_fin, solved by Newton's method).
 //!
 //! W_svm = argmin ‖W‖_F subject to, for every sequence i with label y, last token k = x_{i,T}
@@ -20,6 +21,9 @@ use clarabel::solver::{
 use crate::linalg::{axpy, bilinear, dot, norm, orthonormal_basis, outer, solve_psd, sub};
 use crate::selector::Sample;
 use crate::tpg::{Dataset, PriorityGraphs};
+
+mod nuclear;
+pub use nuclear::*;
 
 /// Which constraints the SVM keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +72,16 @@ pub fn svm_constraints(ds: &Dataset, g: &PriorityGraphs, mode: SvmMode) -> SvmCo
 /// Minimum-norm W (length `dim`) satisfying the constraints, `None` if they are infeasible.
 /// The QP min ½‖x‖² s.t. A x + s = b, s in (zero cone × non-negative cone) goes to Clarabel.
 pub fn min_norm(c: &SvmConstraints, dim: usize) -> Result<Option<Vec<f64>>> {
+    Ok(min_norm_dual(c, dim)?.map(|(x, _)| x))
+}
+
+/// [`min_norm`] with the multipliers: `(x, μ, λ)` with x = Σ λ_i ineq_i + Σ μ_j eq_j
+/// (λ ≥ 0, one per margin row; μ one per equality row), the KKT form of the solution.
+pub fn min_norm_dual(c: &SvmConstraints, dim: usize) -> Result<Option<(Vec<f64>, Multipliers)>> {
     if c.ineq.is_empty() {
-        return Ok(Some(vec![0.0; dim])); // 0 satisfies the equalities
+        // 0 satisfies the equalities
+        let m = Multipliers { eq: vec![0.0; c.eq.len()], ineq: vec![] };
+        return Ok(Some((vec![0.0; dim], m)));
     }
     let (mut rows, mut cols, mut vals, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut push = |r: usize, a: &[f64], sign: f64| {
@@ -111,10 +123,27 @@ pub fn min_norm(c: &SvmConstraints, dim: usize) -> Result<Option<Vec<f64>>> {
     };
     solver.solve();
     match solver.solution.status {
-        SolverStatus::Solved | SolverStatus::AlmostSolved => Ok(Some(solver.solution.x.clone())),
+        SolverStatus::Solved | SolverStatus::AlmostSolved => {
+            // KKT: x + Aᵀz = 0 with the signs above, so x = Σ z_ineq·a − Σ z_eq·a.
+            let z = &solver.solution.z;
+            let mult = Multipliers {
+                eq: z[..c.eq.len()].iter().map(|v| -v).collect(),
+                ineq: z[c.eq.len()..].iter().map(|v| v.max(0.0)).collect(),
+            };
+            Ok(Some((solver.solution.x.clone(), mult)))
+        }
         SolverStatus::PrimalInfeasible | SolverStatus::AlmostPrimalInfeasible => Ok(None),
         s => bail!("clarabel: {s:?}"),
     }
+}
+
+/// Lagrange multipliers of the SVM constraints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Multipliers {
+    /// One per equality row (any sign).
+    pub eq: Vec<f64>,
+    /// One per margin row (≥ 0).
+    pub ineq: Vec<f64>,
 }
 
 /// W_svm of the paper (zero when no constraint asks for a margin).
