@@ -8,6 +8,12 @@ unembedding. One step is zero_grad, forward, cross-entropy over all B*T position
 random targets, backward, AdamW(lr=1e-3, weight_decay=0) step, on one fixed random batch.
 
 Prints exactly one JSON line to stdout (see README.md); everything else goes to stderr.
+`--model cat` builds instead the 1-layer CAT model of experiments/cat/ as tinylab builds it
+(see `CatModel`): no positions, pre-LN, causal depthwise convolutions on the q/k/v inputs,
+separate bias-free W_Q/W_K/W_V/W_O, L2-normalized q and k times a learned per-head temperature,
+causal softmax, final LayerNorm, logits only at the labelled positions (`--labelled` per
+sequence), AdamW(lr=3e-3) with weight decay 0.1 on matrices only.
+
 Run with scripts/.venv/bin/python (made by scripts/setup_torch.sh).
 """
 
@@ -81,6 +87,74 @@ class Transformer(nn.Module):
         return self.unembed(self.ln_f(x))
 
 
+def causal_conv(x, filt, impl):
+    """y_t = sum_i filt[i] * x_{t-i} (depthwise, causal); x [B, T, d], filt [K, d] (row i = lag i)."""
+    K = filt.shape[0]
+    if impl == "conv1d":
+        w = filt.flip(0).t().unsqueeze(1)  # [d, 1, K]: conv1d is a cross-correlation
+        y = F.conv1d(x.transpose(1, 2), w, padding=K - 1, groups=x.shape[2])
+        return y[..., : x.shape[1]].transpose(1, 2)
+    y = x * filt[0]
+    for lag in range(1, K):
+        y = y + F.pad(x, (0, 0, lag, 0))[:, : x.shape[1]] * filt[lag]
+    return y
+
+
+class CatBlock(nn.Module):
+    """One CAT attention block as tinylab's attention.rs builds it (factorized weights, one or
+    more heads, convolutions on the q/k/v inputs, L2 q/k norm with temperature exp(log_temp))."""
+
+    def __init__(self, d, n_heads, kernel, qk_scale_init, conv_impl):
+        super().__init__()
+        self.h, self.dh, self.conv_impl = n_heads, d // n_heads, conv_impl
+        self.ln1 = nn.LayerNorm(d, eps=1e-5)
+        bound = 1.0 / math.sqrt(kernel)
+        self.conv = nn.ParameterList(
+            nn.Parameter(torch.empty(kernel, d).uniform_(-bound, bound)) for _ in range(3)
+        )
+        self.W_Q = nn.Linear(d, d, bias=False)
+        self.W_K = nn.Linear(d, d, bias=False)
+        self.W_V = nn.Linear(d, d, bias=False)
+        self.W_O = nn.Linear(d, d, bias=False)
+        self.log_temp = nn.Parameter(torch.full((n_heads,), math.log(qk_scale_init)))
+
+    def heads(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.h, self.dh).transpose(1, 2)  # [B, H, T, dh]
+
+    def forward(self, x):
+        B, T, D = x.shape
+        a = self.ln1(x)
+        xq, xk, xv = (causal_conv(a, f, self.conv_impl) for f in self.conv)
+        q, k, v = self.heads(self.W_Q(xq)), self.heads(self.W_K(xk)), self.heads(self.W_V(xv))
+        q = q / (q.square().sum(-1, keepdim=True) + 1e-6).sqrt() * self.log_temp.exp().view(1, -1, 1, 1)
+        k = k / (k.square().sum(-1, keepdim=True) + 1e-6).sqrt()
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))
+        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        y = scores.masked_fill(mask, float("-inf")).softmax(dim=-1) @ v
+        return x + self.W_O(y.transpose(1, 2).reshape(B, T, D))
+
+
+class CatModel(nn.Module):
+    """Embedding (no positions) -> CAT blocks -> final LayerNorm -> unembedding."""
+
+    def __init__(self, vocab, d, n_layers, n_heads, kernel, qk_scale_init, conv_impl):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.randn(vocab, d))
+        self.blocks = nn.ModuleList(
+            CatBlock(d, n_heads, kernel, qk_scale_init, conv_impl) for _ in range(n_layers)
+        )
+        self.ln_f = nn.LayerNorm(d, eps=1e-5)
+        self.unembed = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, tokens, select):
+        x = self.W_E[tokens]
+        for block in self.blocks:
+            x = block(x)
+        rows = self.ln_f(x).reshape(-1, x.shape[-1])[select]
+        return self.unembed(rows)
+
+
 def train_flops_per_step(a):
     """Estimated training FLOPs per step = 3 x forward matmul FLOPs (backward ~ 2 x forward).
 
@@ -95,8 +169,30 @@ def train_flops_per_step(a):
     return 3 * fwd
 
 
+def build(a):
+    """The model, its optimizer and one fixed batch (tokens, labelled flat positions, targets)."""
+    if a.model == "gpt":
+        model = Transformer(a.vocab, a.d_model, a.seq_len, a.layers, a.heads, a.mlp, a.attn)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+        select = torch.arange(a.batch * a.seq_len)
+    else:
+        model = CatModel(a.vocab, a.d_model, a.layers, a.heads, a.conv_kernel, a.qk_scale_init, a.conv_impl)
+        mats = [p for p in model.parameters() if p.dim() >= 2]
+        vecs = [p for p in model.parameters() if p.dim() < 2]
+        groups = [{"params": mats, "weight_decay": 0.1}, {"params": vecs, "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=3e-3)
+        # `--labelled` positions per sequence, in the second half (as MQAR's queries)
+        half = a.seq_len // 2
+        per_seq = torch.arange(a.labelled) * (half // a.labelled) + half
+        select = (torch.arange(a.batch).unsqueeze(1) * a.seq_len + per_seq).reshape(-1)
+    tokens = torch.randint(0, a.vocab, (a.batch, a.seq_len))
+    targets = torch.randint(0, a.vocab, (select.numel(),))
+    return model, opt, tokens, select, targets
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=["gpt", "cat"], default="gpt")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
@@ -105,6 +201,13 @@ def main():
     p.add_argument("--vocab", type=int, default=64)
     p.add_argument("--no-mlp", dest="mlp", action="store_false", help="attention-only blocks")
     p.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
+    p.add_argument("--conv-kernel", type=int, default=3, help="cat: taps of each convolution")
+    p.add_argument("--conv-impl", choices=["conv1d", "shift"], default="conv1d",
+                   help="cat: depthwise F.conv1d or shifted views times taps")
+    p.add_argument("--qk-scale-init", type=float, default=10.0, help="cat: initial temperature")
+    p.add_argument("--labelled", type=int, default=8, help="cat: labelled positions per sequence")
+    p.add_argument("--runs", type=int, default=1,
+                   help="train this many independent models one after the other (seeds seed..)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
@@ -113,39 +216,46 @@ def main():
     a = p.parse_args()
     if a.d_model % a.heads:
         p.error("--d-model must be divisible by --heads")
-    if a.steps < 1:
-        p.error("--steps must be >= 1")
+    if a.steps < 1 or a.runs < 1:
+        p.error("--steps and --runs must be >= 1")
+    if a.model == "cat" and a.labelled * 2 > a.seq_len:
+        p.error("--labelled must be <= seq_len / 2")
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
-    torch.manual_seed(a.seed)
-    model = Transformer(a.vocab, a.d_model, a.seq_len, a.layers, a.heads, a.mlp, a.attn)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    tokens = torch.randint(0, a.vocab, (a.batch, a.seq_len))
-    targets = torch.randint(0, a.vocab, (a.batch, a.seq_len))
+    times, total, cpu = [], 0.0, 0.0
+    for run in range(a.runs):
+        torch.manual_seed(a.seed + run)
+        model, opt, tokens, select, targets = build(a)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        logits = model(tokens)
-        loss = F.cross_entropy(logits.view(-1, a.vocab), targets.view(-1))
-        loss.backward()
-        opt.step()
-        return loss
+        def step():
+            opt.zero_grad(set_to_none=True)
+            if a.model == "gpt":
+                logits = model(tokens).view(-1, a.vocab)
+            else:
+                logits = model(tokens, select)
+            loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            opt.step()
+            return loss
 
-    for _ in range(a.warmup):
-        step()
-    times = []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - t0)
+        for _ in range(a.warmup):
+            step()
+        t_run, c_run = time.perf_counter(), time.process_time()
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            loss = step()
+            times.append(time.perf_counter() - t0)
+        total += time.perf_counter() - t_run
+        cpu += time.process_time() - c_run
     median = statistics.median(times)
     print(f"last loss {loss.item():.4f}; step s: min {min(times):.5f} median {median:.5f} "
-          f"max {max(times):.5f}", file=sys.stderr)
+          f"max {max(times):.5f}; {a.runs} run(s) x {a.steps} steps in {total:.3f} s", file=sys.stderr)
 
     out = {
-        "impl": f"pytorch-{a.attn}",
+        "impl": f"pytorch-{a.attn}" if a.model == "gpt" else f"pytorch-cat-{a.conv_impl}",
         "torch": torch.__version__,
+        "model": a.model,
         "threads": a.threads,
         "d_model": a.d_model,
         "seq_len": a.seq_len,
@@ -153,17 +263,19 @@ def main():
         "layers": a.layers,
         "heads": a.heads,
         "vocab": a.vocab,
-        "mlp": a.mlp,
+        "mlp": a.mlp if a.model == "gpt" else False,
         "params": sum(t.numel() for t in model.parameters()),
+        "runs": a.runs,
         "steps": a.steps,
         "median_step_s": median,
         "steps_per_s": 1.0 / median,
         "min_step_s": min(times),
+        "total_timed_s": total,
+        "cpu_s_per_step": cpu / (a.runs * a.steps),
     }
-    if a.flops:
+    if a.flops and a.model == "gpt":
         out["train_flops_per_step"] = train_flops_per_step(a)
     print(json.dumps(out), flush=True)
-
 
 if __name__ == "__main__":
     main()

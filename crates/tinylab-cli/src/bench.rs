@@ -1,6 +1,7 @@
 //! `tinylab bench`: steps per second of forward + backward + AdamW for the benchmark sizes,
 //! measured side by side with the PyTorch reference (`scripts/torch_bench.py`), each in its own
-//! process with a fixed thread count. Rows are appended to a JSONL file.
+//! process with a fixed thread count. Rows are appended to a JSONL file. With `--experiment`,
+//! times seed-batched training instead (see `bench_ensemble`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +40,17 @@ pub struct BenchArgs {
     /// File the result rows are appended to.
     #[arg(long, default_value = "bench/results.jsonl")]
     pub out: PathBuf,
+    /// Time seed-batched training of this experiment instead (e.g.
+    /// experiments/cat/cat_mqar.toml): `--members` seeds in one batched graph vs as many
+    /// sequential PyTorch runs of the same model and vs solo tinylab steps.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// With --experiment: number of seeds trained batched.
+    #[arg(long, default_value_t = 8)]
+    pub members: usize,
+    /// With --experiment: interleaved rounds per thread count (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
     /// Internal: time one configuration in this process and print one JSON line.
     #[arg(long, hide = true)]
     pub worker: Option<String>,
@@ -59,9 +71,16 @@ fn size(name: &str) -> Result<(usize, usize, usize)> {
 
 /// Runs the command; returns the process exit code.
 pub fn main(a: BenchArgs) -> Result<u8> {
+    if let (Some(kind), Some(config)) = (&a.worker, &a.experiment) {
+        println!("{}", crate::bench_ensemble::worker(kind, config, a.members, a.steps, a.warmup)?);
+        return Ok(0);
+    }
     if let Some(name) = &a.worker {
         println!("{}", worker(name, a.steps, a.warmup)?);
         return Ok(0);
+    }
+    if let Some(config) = &a.experiment {
+        return crate::bench_ensemble::main(&a, config);
     }
     let python = a.python.clone().unwrap_or_else(|| PathBuf::from("scripts/.venv/bin/python"));
     let torch = !a.no_torch && python.exists() && PathBuf::from("scripts/torch_bench.py").exists();
@@ -139,7 +158,8 @@ pub fn main(a: BenchArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn run_json(cmd: &mut Command) -> Result<Value> {
+/// Runs a benchmark process and parses the JSON object on the last line of its stdout.
+pub(crate) fn run_json(cmd: &mut Command) -> Result<Value> {
     let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -150,7 +170,7 @@ fn run_json(cmd: &mut Command) -> Result<Value> {
 }
 
 /// The CPU model name from /proc/cpuinfo.
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

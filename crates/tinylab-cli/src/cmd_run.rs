@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// (run directories OUT/seed<N>, OUT defaulting to runs/<name>).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Vec<u64>,
+    /// With --seeds: train all seeds in this process as one seed-batched graph (as
+    /// `train.seeds = [..]` in the config does) instead of one process per seed.
+    #[arg(long)]
+    pub batched: bool,
     /// With --seeds: how many seeds run at once.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
@@ -45,15 +49,7 @@ pub struct RunArgs {
 pub fn main(a: RunArgs) -> Result<u8> {
     crate::set_threads(a.threads);
     if std::fs::read_to_string(&a.config).is_ok_and(|t| tinylab_ntp::is_selector_experiment(&t)) {
-        let summary = match tinylab_ntp::run(&a.config, &a.sets, a.seed, a.out.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {}: {e:#}", a.config.display());
-                return Ok(EXIT_CONFIG);
-            }
-        };
-        print!("{}", format_table(&summary.checks));
-        return Ok(if summary.all_passed { 0 } else { EXIT_CHECK_FAILED });
+        return crate::cmd_run_selector::main(&a);
     }
     let exp = match Experiment::load(&a.config, &a.sets, a.seed) {
         Ok(e) => e,
@@ -67,6 +63,9 @@ pub fn main(a: RunArgs) -> Result<u8> {
             eprintln!("error: {}: probe[{i}]: {m}", a.config.display());
             return Ok(EXIT_CONFIG);
         }
+    }
+    if let Some(seeds) = crate::cmd_run_seeds::batched_seeds(&a, &exp) {
+        return crate::cmd_run_seeds::main_batched(&a, &exp, &seeds);
     }
     if !a.seeds.is_empty() {
         return crate::cmd_run_seeds::main(&a, &exp, &a.seeds);

@@ -3,12 +3,14 @@
 
 mod alloc;
 mod bench;
+mod bench_ensemble;
 mod cmd_collect;
 mod cmd_inspect;
 mod cmd_plot;
 mod cmd_probe;
 mod cmd_run;
 mod cmd_run_seeds;
+mod cmd_run_selector;
 mod cmd_sweep;
 mod cmd_tasks;
 mod curves;

@@ -31,7 +31,9 @@ impl ProbeContext {
     /// that label (seeded 75/25 split of `samples` sequences of the eval set `eval`). Run on
     /// the final weights (metrics `<label>_l<layer>_acc`, `l0` = embeddings) and on the saved
     /// end-of-stage weights of a curriculum (figure `plots/layer_probe.png`: stage × layer
-    /// grid per label). For a parity task also `level<ℓ>_l<layer>_child_mass`: mean attention
+    /// grid per label), and `<label>_jump_layer`: the layer whose block raises the probe
+    /// accuracy most over the layer before (parameter-free "where the label appears"). For a
+    /// parity task also `level<ℓ>_l<layer>_child_mass`: mean attention
     /// (mean over heads) from the position predicting a level-ℓ node to its two children's
     /// token slots, and `…_child_pred_mass` to the positions predicting the children (where a
     /// zero-filled child is computed; the same as the slots at level 1, whose children are bits).
@@ -57,6 +59,11 @@ impl ProbeContext {
         }
         let mut metrics: Vec<(String, f64)> =
             final_cells.iter().map(|c| (format!("{}_l{}_acc", c.label, c.layer), c.test_acc)).collect();
+        for (label, _) in &labels {
+            let acc: Vec<f64> =
+                final_cells.iter().filter(|c| &c.label == label).map(|c| c.test_acc).collect();
+            metrics.push((format!("{label}_jump_layer"), jump_layer(&acc) as f64));
+        }
         let child = match self.task_config(opts)? {
             TaskConfig::Parity(cfg) => child_mass(&self.model, &samples, &Parity::new(cfg.clone())?)?,
             _ => Vec::new(),
@@ -110,6 +117,11 @@ impl ProbeContext {
         tinylab_plot::small_multiples(&title, &panels, panels.len(), &self.plot_file("layer_probe.png"))?;
         Ok(())
     }
+}
+
+/// The layer `l ≥ 1` with the largest gain `acc[l] − acc[l − 1]` (`acc[0]`: embeddings).
+fn jump_layer(acc: &[f64]) -> usize {
+    (1..acc.len()).max_by(|&a, &b| (acc[a] - acc[a - 1]).total_cmp(&(acc[b] - acc[b - 1]))).unwrap_or(0)
 }
 
 /// Probe accuracy of every label at every layer of `model`.
@@ -177,4 +189,14 @@ fn child_mass(model: &Model, samples: &Samples, parity: &Parity) -> Result<Vec<(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jump_layer_is_the_largest_gain() {
+        assert_eq!(super::jump_layer(&[0.5, 0.88, 1.0]), 1);
+        assert_eq!(super::jump_layer(&[0.55, 0.45, 1.0]), 2);
+        assert_eq!(super::jump_layer(&[0.5]), 0);
+    }
 }

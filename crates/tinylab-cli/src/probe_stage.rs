@@ -95,7 +95,7 @@ impl ProbeContext {
         let text = std::fs::read_to_string(rd.config())
             .with_context(|| format!("{} is not a run directory", dir.display()))?;
         let exp = Experiment::from_str(&text, &rd.config().display().to_string(), "run", &[], None)?;
-        let mut model = Model::new(&exp.model, exp.seed, &Device::Cpu, DType::F32)?;
+        let mut model = exp.build_model(&Device::Cpu)?;
         let (step, path) =
             rd.last_checkpoint().with_context(|| format!("{} has no checkpoint", dir.display()))?;
         let (tensors, _) = checkpoint::load(&path)?;

@@ -69,16 +69,19 @@ fn conv_path(p: &Params, l: usize, w: &str, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// The attention sub-layer of block `l`.
+/// The attention sub-layer of block `l`; `mask` `[T, T]` (1 = may attend) restricts the
+/// keys on top of causality.
 ///
 /// # Shapes
 /// `x`: `[B, T, d]` (already normalized) → `[B, T, d]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     cfg: &ModelConfig,
     p: &Params,
     l: usize,
     x: &Tensor,
     rope: Option<&Rope>,
+    mask: Option<&Tensor>,
     hooks: &HookSet,
     cache: &mut Cache,
 ) -> Result<Tensor> {
@@ -118,15 +121,27 @@ pub(crate) fn forward(
     };
     let scale = cfg.score_scale();
     let scores = if scale != 1.0 { (scores * scale)? } else { scores };
+    if let Some(m) = mask {
+        if m.dims() != [t, t] {
+            candle_core::bail!("layer {l}: attention mask is {:?} but the sequence length is {t}", m.dims());
+        }
+    }
+    let scores = match (mask, cfg.attention) {
+        (Some(m), AttentionKind::Softmax) => scores.broadcast_add(&((m - 1.0)? * 1e9)?)?,
+        _ => scores,
+    };
     cache.record(hooks, HookPoint::AttnScores(l), &scores);
     let pattern = match cfg.attention {
         AttentionKind::Softmax => causal_softmax(&scores)?,
         AttentionKind::Linear => {
-            let mut mask = Tensor::tril2(t, scores.dtype(), scores.device())?;
+            let mut causal = Tensor::tril2(t, scores.dtype(), scores.device())?;
             if !cfg.attend_self {
-                mask = (mask - Tensor::eye(t, scores.dtype(), scores.device())?)?;
+                causal = (causal - Tensor::eye(t, scores.dtype(), scores.device())?)?;
             }
-            scores.broadcast_mul(&mask)?
+            if let Some(m) = mask {
+                causal = (causal * m)?;
+            }
+            scores.broadcast_mul(&causal)?
         }
     };
     cache.record(hooks, HookPoint::Pattern(l), &pattern);

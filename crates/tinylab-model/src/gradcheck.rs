@@ -18,8 +18,14 @@ fn loss(model: &Model, tokens: &Tensor, r: &Tensor, select: Option<&Tensor>) -> 
 
 /// Checks `probes` random entries of every trainable weight; returns the worst relative error.
 fn check_model(cfg: &ModelConfig, select_positions: bool) -> f64 {
+    check_masked_model(cfg, select_positions, &[])
+}
+
+/// [`check_model`] with per-layer attention masks (`T = 5`).
+fn check_masked_model(cfg: &ModelConfig, select_positions: bool, masks: &[Option<Vec<bool>>]) -> f64 {
     let dev = Device::Cpu;
-    let model = Model::new(cfg, 7, &dev, DType::F64).unwrap();
+    let mut model = Model::new(cfg, 7, &dev, DType::F64).unwrap();
+    model.set_attention_masks(masks, 5).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let (b, t, v) = (2usize, 5usize, cfg.vocab_size);
     let toks: Vec<u32> = (0..b * t).map(|_| rng.gen_range(0..v as u32)).collect();
@@ -109,6 +115,43 @@ fn learned_positions_rmsnorm_relu_tied() {
         ..base()
     };
     check_model(&cfg, false);
+}
+
+/// A `5 × 5` mask: query 3 may attend only keys 0 and 1, query 4 only key 2.
+fn tree_like_mask() -> Vec<bool> {
+    let mut m = vec![true; 25];
+    for k in 0..5 {
+        m[3 * 5 + k] = k < 2;
+        m[4 * 5 + k] = k == 2;
+    }
+    m
+}
+
+#[test]
+fn attention_masks_softmax_and_linear() {
+    for attention in [AttentionKind::Softmax, AttentionKind::Linear] {
+        let cfg = ModelConfig { n_layers: 2, attention, mlp: true, ..base() };
+        check_masked_model(&cfg, false, &[Some(tree_like_mask()), None]);
+    }
+    // The mask is applied: masked keys get no attention.
+    let cfg = ModelConfig { n_layers: 2, ..base() };
+    let mut m = Model::new(&cfg, 0, &Device::Cpu, DType::F64).unwrap();
+    m.set_attention_masks(&[Some(tree_like_mask()), None], 5).unwrap();
+    let hooks = crate::HookSet::of([crate::HookPoint::Pattern(0)]);
+    let tokens = Tensor::new(&[[1u32, 2, 3, 4, 5]], &Device::Cpu).unwrap();
+    let out = m.forward(&tokens, ForwardOptions { select: None, hooks: Some(&hooks) }).unwrap();
+    let p = out.cache.get(crate::HookPoint::Pattern(0)).unwrap().get(0).unwrap().get(0).unwrap();
+    let p = p.to_vec2::<f64>().unwrap();
+    assert!(p[3][2] < 1e-12 && p[3][3] < 1e-12 && (p[3][0] + p[3][1] - 1.0).abs() < 1e-9);
+    assert!((p[4][2] - 1.0).abs() < 1e-9);
+    // Bad masks are refused; another sequence length is an error, not a silent broadcast.
+    assert!(m.set_attention_masks(&[Some(vec![true; 24])], 5).is_err());
+    let mut none_for_query_0 = vec![true; 25];
+    none_for_query_0[0] = false;
+    assert!(m.set_attention_masks(&[Some(none_for_query_0)], 5).is_err());
+    let short = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+    m.set_attention_masks(&[Some(tree_like_mask())], 5).unwrap();
+    assert!(m.forward(&short, ForwardOptions::default()).is_err());
 }
 
 #[test]

@@ -8,6 +8,17 @@
 
 mod attention;
 pub mod config;
+pub mod ensemble;
+mod ensemble_attn;
+mod ensemble_conv;
+mod ensemble_gather;
+mod ensemble_norm;
+mod ensemble_ops;
+mod ensemble_par;
+mod ensemble_softmax;
+#[cfg(test)]
+mod ensemble_tests;
+mod ensemble_tile;
 #[cfg(test)]
 mod gradcheck;
 pub mod hooks;
@@ -24,6 +35,7 @@ pub use config::{
     Activation, AttentionKind, ConfigError, EmbeddingKind, InputKind, ModelConfig, NormKind, PositionalKind,
     QkNormKind, ReadoutKind, WeightsKind,
 };
+pub use ensemble::EnsembleModel;
 pub use hooks::{Cache, HookPoint, HookSet};
 pub use init::Init;
 pub use model::{ForwardOptions, Model, ModelError, ModelOutput};

@@ -54,6 +54,9 @@ pub struct Model {
     params: Params,
     device: Device,
     dtype: DType,
+    /// Per layer, an optional `[T, T]` 0/1 matrix of the (query, key) pairs that may attend
+    /// (on top of causality), e.g. the Log-ICoT tree-level mask; see [`Model::set_attention_masks`].
+    masks: Vec<Option<Tensor>>,
 }
 
 /// Whether `pattern` names `name` (full name, or its last dotted segment).
@@ -121,7 +124,7 @@ impl Model {
             let frozen = cfg.freeze.iter().any(|p| name_matches(p, &name));
             params.insert(name, t, frozen)?;
         }
-        Ok(Self { cfg: cfg.clone(), params, device: device.clone(), dtype })
+        Ok(Self { cfg: cfg.clone(), params, device: device.clone(), dtype, masks: Vec::new() })
     }
 
     fn check_names(
@@ -147,7 +150,47 @@ impl Model {
         let mut m = Self::new(&self.cfg, 0, &self.device, self.dtype)?;
         let tensors = self.params.all().into_iter().collect();
         m.load_weights(&tensors)?;
+        m.masks = self.masks.clone();
         Ok(m)
+    }
+
+    /// Restricts which keys each query may attend to, per layer, on top of causality:
+    /// `masks[l]` is `None` (no restriction) or a row-major `T × T` list where
+    /// `allowed[q·T + k]` says whether query position `q` may attend key position `k`.
+    /// Softmax attention gets `−1e9` added to the disallowed scores; linear attention
+    /// multiplies them by 0. Every later forward must then have sequence length `T`. A row
+    /// with no allowed key is an error (its softmax would be undefined).
+    pub fn set_attention_masks(&mut self, masks: &[Option<Vec<bool>>], t: usize) -> Result<()> {
+        if masks.len() > self.cfg.n_layers {
+            candle_core::bail!("{} attention masks for {} layers", masks.len(), self.cfg.n_layers);
+        }
+        self.masks = Vec::new();
+        for (l, m) in masks.iter().enumerate() {
+            self.masks.push(match m {
+                None => None,
+                Some(allowed) => {
+                    if allowed.len() != t * t {
+                        candle_core::bail!(
+                            "attention mask of layer {l} has {} entries, not {t}×{t}",
+                            allowed.len()
+                        );
+                    }
+                    if let Some(q) = (0..t).find(|&q| !(0..=q).any(|k| allowed[q * t + k])) {
+                        candle_core::bail!(
+                            "attention mask of layer {l}: query {q} may attend no earlier key"
+                        );
+                    }
+                    let v: Vec<f32> = allowed.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect();
+                    Some(Tensor::from_vec(v, (t, t), &self.device)?.to_dtype(self.dtype)?)
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// The attention mask of layer `l` set by [`Model::set_attention_masks`], if any.
+    pub fn attention_mask(&self, l: usize) -> Option<&Tensor> {
+        self.masks.get(l).and_then(|m| m.as_ref())
     }
 
     /// The configuration the model was built from.
@@ -267,7 +310,17 @@ impl Model {
         for l in 0..self.cfg.n_layers {
             cache.record(hooks, HookPoint::ResidPre(l), &x);
             let a_in = self.norm(&format!("blocks.{l}.ln1"), &x)?;
-            let a = attention::forward(&self.cfg, &self.params, l, &a_in, rope.as_ref(), hooks, &mut cache)?;
+            let mask = self.attention_mask(l);
+            let a = attention::forward(
+                &self.cfg,
+                &self.params,
+                l,
+                &a_in,
+                rope.as_ref(),
+                mask,
+                hooks,
+                &mut cache,
+            )?;
             cache.record(hooks, HookPoint::AttnOut(l), &a);
             x = if self.cfg.residual { (x + a)? } else { a };
             if self.cfg.mlp {

@@ -13,8 +13,7 @@ pub fn edited(model: &Model, edit: impl FnOnce(&mut HashMap<String, Tensor>) -> 
     let mut tensors: HashMap<String, Tensor> =
         model.params().all().into_iter().map(|(n, t)| Ok((n, t.copy()?))).collect::<Result<_>>()?;
     edit(&mut tensors)?;
-    let mut copy = Model::new(model.config(), 0, model.device(), model.dtype())
-        .map_err(|e| ProbeError::InvalidArgument(e.to_string()))?;
+    let mut copy = model.clone_fresh().map_err(|e| ProbeError::InvalidArgument(e.to_string()))?;
     copy.load_weights(&tensors)?;
     Ok(copy)
 }

@@ -58,7 +58,7 @@ pub use mqar::{Mqar, MqarConfig};
 pub use ocr::Ocr;
 pub use ocr_config::{OcrConfig, OcrSplit, OcrWorld, OcrWorldKind};
 pub use parity::Parity;
-pub use parity_config::{ParityConfig, ParityNode};
+pub use parity_config::{LevelMask, ParityConfig, ParityNode};
 pub use reversal::Reversal;
 pub use reversal_config::{ReversalBridge, ReversalBridgeRelation, ReversalConfig, ReversalSplit};
 pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};
@@ -91,6 +91,13 @@ pub trait Task: Send + Sync {
     fn reference_predictions(&self, _batch: &Batch) -> Option<Vec<f64>> {
         None
     }
+    /// Per-layer restrictions of which keys each query may attend to (on top of causality)
+    /// that the task's model must use, e.g. the parity tree-level mask: entry `l` is `None` or
+    /// a row-major `seq_len × seq_len` list, `allowed[q·T + k]`. Empty (the default): none.
+    fn attention_masks(&self, _n_layers: usize) -> Vec<Option<Vec<bool>>> {
+        Vec::new()
+    }
+
     /// Per-position ground-truth labels for linear probes: named arrays aligned with the
     /// `batch`'s `[batch_size, seq_len]` input positions (row-major), [`IGNORE`] where a label
     /// does not apply (for `parity`: the value of each tree level's nodes). Empty (the

@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 
 use crate::config::ensure;
-use crate::{Batch, ParityConfig, ParityNode, Task, TaskError, TaskRng, IGNORE};
+use crate::{Batch, LevelMask, ParityConfig, ParityNode, Task, TaskError, TaskRng, IGNORE};
 
 /// Offsets of the removal smoothing run over `0..SMOOTHING_OFFSETS`, as ICoT's
 /// `compute_lambda_distribution(truncate_length=100)`.
@@ -268,6 +268,50 @@ impl Task for Parity {
     /// the node: where next-token training makes the model compute it, also when its own slot
     /// is zero-filled), whether or not it is zero-filled; [`IGNORE`] elsewhere. The values
     /// are recomputed from the bits in the inputs.
+    /// With `level_mask`: layer `ℓ ≤ L` restricts the positions predicting level-`ℓ` nodes to
+    /// the carriers of level `ℓ−1` (see [`ParityConfig::level_mask`]).
+    fn attention_masks(&self, n_layers: usize) -> Vec<Option<Vec<bool>>> {
+        if self.cfg.level_mask == LevelMask::Off {
+            return Vec::new();
+        }
+        let strict = self.cfg.level_mask == LevelMask::Strict;
+        let t = self.seq_len();
+        let carriers = |level: usize| -> Vec<usize> {
+            if level == 0 {
+                return (0..self.cfg.n_bits).collect();
+            }
+            self.nodes
+                .iter()
+                .filter(|n| n.level == level)
+                .flat_map(|n| [n.predicted_at, n.slot])
+                .filter(|&p| p < t)
+                .collect()
+        };
+        (1..=n_layers)
+            .map(|level| {
+                if level > self.num_levels() {
+                    return None;
+                }
+                let mut allowed = vec![true; t * t];
+                if strict {
+                    for q in 0..t {
+                        for k in 0..t {
+                            allowed[q * t + k] = k == q;
+                        }
+                    }
+                }
+                let keys = carriers(level - 1);
+                for node in self.nodes.iter().filter(|n| n.level == level) {
+                    let q = node.predicted_at;
+                    for k in 0..t {
+                        allowed[q * t + k] = keys.contains(&k);
+                    }
+                }
+                Some(allowed)
+            })
+            .collect()
+    }
+
     fn position_labels(&self, batch: &Batch) -> Vec<(String, Vec<i32>)> {
         let (t, n) = (batch.seq_len, self.cfg.n_bits);
         let mut labels: Vec<(String, Vec<i32>)> = (1..=self.num_levels())

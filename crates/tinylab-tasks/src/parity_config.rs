@@ -45,6 +45,27 @@ pub struct ParityConfig {
     /// The no-chain-of-thought baseline (default false): every thinking token zero-filled and
     /// the loss on the root only. Overrides `zero_filled` (acts as `zero_filled = k-2`).
     pub answer_only: bool,
+    /// The Log-ICoT theory's tree-level attention mask (default `"off"`). `"tree"`: in layer
+    /// `ℓ` (counted from 1, `ℓ ≤ L`), the position predicting a level-`ℓ` node may attend only
+    /// to the carriers of level `ℓ−1`: the input bits for `ℓ = 1`, else the slots of the
+    /// level-`ℓ−1` nodes and the positions predicting them; other queries are unrestricted.
+    /// `"strict"`: the same, and in layer `ℓ ≤ L` every other query attends only to itself,
+    /// so level `ℓ` can be gathered by layer `ℓ` alone. Layers above `L` are unrestricted.
+    /// See [`Task::attention_masks`](crate::Task::attention_masks).
+    pub level_mask: LevelMask,
+}
+
+/// Which tree-level attention mask a [`Parity`](crate::Parity) model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelMask {
+    /// No mask (causal attention only).
+    #[default]
+    Off,
+    /// Level-`ℓ` queries see only level `ℓ−1` in layer `ℓ`; other queries are free.
+    Tree,
+    /// As `tree`, and every other query attends only to itself in layers `1..=L`.
+    Strict,
 }
 
 impl Default for ParityConfig {
@@ -58,6 +79,7 @@ impl Default for ParityConfig {
             removal_smoothing: 0.0,
             loss_on_removed: false,
             answer_only: false,
+            level_mask: LevelMask::Off,
         }
     }
 }

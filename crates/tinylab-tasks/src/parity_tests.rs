@@ -273,3 +273,31 @@ fn invalid_configs_name_the_field() {
     let msg = table.try_into::<TaskConfig>().unwrap_err().to_string();
     assert!(msg.contains("unknown field `secrets`"), "{msg}");
 }
+
+#[test]
+fn level_mask_restricts_each_levels_queries_to_the_level_below() {
+    assert!(small(0).attention_masks(2).is_empty(), "off by default");
+    let cfg = ParityConfig { n_bits: 8, k: 4, secret: Some(vec![5, 1, 6, 3]), ..Default::default() };
+    let t = task(ParityConfig { level_mask: crate::LevelMask::Tree, ..cfg.clone() });
+    let masks = t.attention_masks(3);
+    assert_eq!(masks.len(), 3);
+    assert!(masks[2].is_none(), "no level 3 for k = 4: layer 3 is unrestricted");
+    let (l1, l2) = (masks[0].as_ref().unwrap(), masks[1].as_ref().unwrap());
+    let n = 11; // seq_len = 8 + 4 - 1
+    let keys = |m: &Vec<bool>, q: usize| -> Vec<usize> { (0..n).filter(|&k| m[q * n + k]).collect() };
+    // Layer 1: the positions predicting level-1 nodes (8 = SEP, 9) see the 8 bits only.
+    assert_eq!(keys(l1, 8), (0..8).collect::<Vec<_>>());
+    assert_eq!(keys(l1, 9), (0..8).collect::<Vec<_>>());
+    assert_eq!(keys(l1, 10), (0..n).collect::<Vec<_>>(), "the root's query is free in layer 1");
+    // Layer 2: the root (predicted at 10) sees the level-1 carriers: predicted at 8, 9; slots 9, 10.
+    assert_eq!(keys(l2, 10), [8, 9, 10]);
+    assert_eq!(keys(l2, 8), (0..n).collect::<Vec<_>>());
+    // Strict: every other query attends only to itself in layers 1..=L.
+    let strict = task(ParityConfig { level_mask: crate::LevelMask::Strict, ..cfg }).attention_masks(2);
+    let (s1, s2) = (strict[0].as_ref().unwrap(), strict[1].as_ref().unwrap());
+    assert_eq!(keys(s1, 8), (0..8).collect::<Vec<_>>());
+    assert_eq!(keys(s1, 10), [10]);
+    assert_eq!(keys(s1, 3), [3]);
+    assert_eq!(keys(s2, 10), [8, 9, 10]);
+    assert_eq!(keys(s2, 8), [8]);
+}

@@ -111,6 +111,20 @@ pub struct Experiment {
     pub training_toml: String,
 }
 
+impl Experiment {
+    /// The model of this experiment with freshly initialized weights (seed `self.seed`) and
+    /// the attention masks the task asks for (e.g. the parity tree-level mask).
+    pub fn build_model(&self, device: &candle_core::Device) -> anyhow::Result<tinylab_model::Model> {
+        let mut model = tinylab_model::Model::new(&self.model, self.seed, device, candle_core::DType::F32)?;
+        let task = self.task.build()?;
+        let masks = task.attention_masks(self.model.n_layers);
+        if !masks.is_empty() {
+            model.set_attention_masks(&masks, task.seq_len())?;
+        }
+        Ok(model)
+    }
+}
+
 fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { file: file.into(), key: key.into(), message: message.into() }
 }

@@ -9,6 +9,10 @@ pub mod checkpoint;
 pub mod checks;
 pub mod curriculum;
 pub mod data;
+pub mod ensemble_batch;
+mod ensemble_member;
+pub mod ensemble_optim;
+pub mod ensemble_trainer;
 pub mod eval;
 pub mod experiment;
 pub mod icl;
@@ -26,6 +30,8 @@ pub use rundir::RunDir;
 pub use trainer::{run, RunOptions, RunOutcome, Summary};
 #[cfg(test)]
 mod curriculum_tests;
+#[cfg(test)]
+mod ensemble_tests;
 #[cfg(test)]
 mod icl_tests;
 #[cfg(test)]

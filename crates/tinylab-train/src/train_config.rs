@@ -54,6 +54,12 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Optional early stop on a metric.
     pub early_stop: Option<EarlyStop>,
+    /// Seeds to train together in one process as one seed-batched graph (`tinylab run` writes
+    /// `seed<i>/` for each, as `--seeds` does); empty: one run of the top-level `seed`. Read
+    /// from the file but never written out, so each member's `config.toml` and run id are
+    /// those of a solo run of its seed.
+    #[serde(skip_serializing)]
+    pub seeds: Vec<u64>,
 }
 
 impl Default for TrainConfig {
@@ -71,6 +77,7 @@ impl Default for TrainConfig {
             checkpoint_every: 500,
             keep_checkpoints: 2,
             early_stop: None,
+            seeds: Vec::new(),
         }
     }
 }

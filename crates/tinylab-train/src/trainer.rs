@@ -112,7 +112,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
     let device = Device::Cpu;
     let tr = &exp.train;
-    let mut model = Model::new(&exp.model, exp.seed, &device, DType::F32)?;
+    let mut model = exp.build_model(&device)?;
     let mut opt = tr.optimizer.build(model.params().trainable())?;
     let cur = &exp.curriculum;
     let continuous = exp.task.build()?.num_features() > 0;
