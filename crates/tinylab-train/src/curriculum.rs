@@ -27,8 +27,9 @@
 
 use serde::{Deserialize, Serialize};
 use tinylab_tasks::TaskConfig;
-use toml::Table;
+use toml::{Table, Value};
 
+use crate::experiment::{err, typed, ConfigError, EvalSet, RawExperiment};
 use crate::train_config::EarlyStop;
 
 /// The `[curriculum]` table as written.
@@ -105,4 +106,74 @@ impl Curriculum {
 /// Checks a stage name: non-empty, no dots, commas, quotes or spaces (it is a metric path part).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['.', ',', '"', ' '])
+}
+
+/// Resolves `[curriculum]` (or the implicit single stage): every stage's task and eval tasks,
+/// validated; sets `train.steps` to the sum of the caps and the eval sets to the last stage.
+pub(crate) fn resolve_curriculum(
+    raw: &mut RawExperiment,
+    task_table: &Table,
+    eval: &mut [EvalSet],
+    file: &str,
+) -> Result<Curriculum, ConfigError> {
+    let Some(cfg) = raw.curriculum.clone() else {
+        let stage = Stage {
+            name: "train".into(),
+            task: raw.task.clone(),
+            eval_tasks: eval.iter().map(|e| e.task.clone()).collect(),
+            max_steps: raw.train.steps,
+            until: None,
+            reset_optimizer: false,
+        };
+        return Ok(Curriculum { stages: vec![stage], explicit: false });
+    };
+    if cfg.stage.is_empty() {
+        return Err(err(file, "curriculum.stage", "needs at least one [[curriculum.stage]]"));
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    for (i, sc) in cfg.stage.iter().enumerate() {
+        let key = |k: &str| format!("curriculum.stage[{i}].{k}");
+        if !valid_name(&sc.name) {
+            return Err(err(file, key("name"), "must be non-empty without dots, commas, quotes or spaces"));
+        }
+        if stages.iter().any(|s| s.name == sc.name) {
+            return Err(err(file, key("name"), format!("`{}` is used twice", sc.name)));
+        }
+        if sc.max_steps == 0 {
+            return Err(err(file, key("max_steps"), "must be ≥ 1"));
+        }
+        if sc.task.contains_key("kind") {
+            return Err(err(file, key("task.kind"), "a stage keeps the training task's kind"));
+        }
+        let mut merged = task_table.clone();
+        merged.extend(sc.task.clone());
+        let task: TaskConfig = typed(file, &key("task"), Value::Table(merged.clone()))?;
+        task.build().map_err(|e| err(file, key(&format!("task.{}", e.key())), e.to_string()))?;
+        let mut eval_tasks = Vec::new();
+        for e in eval.iter() {
+            let mut m = merged.clone();
+            m.extend(e.overrides.clone());
+            let t: TaskConfig =
+                typed(file, &format!("eval `{}` in stage `{}`", e.name, sc.name), Value::Table(m))?;
+            t.build().map_err(|x| {
+                err(file, format!("eval `{}` in stage `{}`: {}", e.name, sc.name, x.key()), x.to_string())
+            })?;
+            eval_tasks.push(t);
+        }
+        stages.push(Stage {
+            name: sc.name.clone(),
+            task,
+            eval_tasks,
+            max_steps: sc.max_steps,
+            until: sc.until.clone(),
+            reset_optimizer: i > 0 && sc.reset_optimizer.unwrap_or(cfg.reset_optimizer),
+        });
+    }
+    let last = stages.last().expect("non-empty");
+    for (e, t) in eval.iter_mut().zip(&last.eval_tasks) {
+        e.task = t.clone();
+    }
+    let c = Curriculum { stages, explicit: true };
+    raw.train.steps = c.total_steps();
+    Ok(c)
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::Tensor;
 
 use crate::checkpoint;
@@ -16,43 +16,6 @@ use crate::experiment::Experiment;
 use crate::metrics::{truncate_after, MetricRow, MetricsWriter};
 use crate::rundir::{git_sha, host_name, now_unix, write_atomic, RunDir, RunReport};
 use crate::trainer::Summary;
-
-/// What the directory of a member held before training.
-pub enum Prepared {
-    /// A finished run of this configuration: its summary.
-    Finished(Summary),
-    /// Ready to train (empty, or holding a partial run).
-    Ready,
-}
-
-/// Prepares a member's directory as the solo trainer does: `force` deletes it; a directory
-/// holding another configuration is refused; a finished run returns its summary; otherwise
-/// `config.toml` is (re)written.
-pub fn prepare_dir(exp: &Experiment, dir: &Path, force: bool) -> Result<Prepared> {
-    let rd = RunDir::new(dir);
-    if force && rd.root.exists() {
-        std::fs::remove_dir_all(&rd.root).with_context(|| format!("removing {}", rd.root.display()))?;
-    }
-    if rd.config().exists() {
-        let old_text = std::fs::read_to_string(rd.config())?;
-        let old = Experiment::from_str(&old_text, &rd.config().display().to_string(), &exp.name, &[], None)
-            .map(|e| e.training_toml)
-            .unwrap_or(old_text);
-        if old != exp.training_toml {
-            bail!(
-                "{} holds a run of a different configuration; choose another --out or pass --force to overwrite",
-                rd.root.display()
-            );
-        }
-        write_atomic(&rd.config(), exp.resolved_toml.as_bytes())?;
-        if rd.summary().exists() {
-            return Ok(Prepared::Finished(serde_json::from_slice(&std::fs::read(rd.summary())?)?));
-        }
-    }
-    std::fs::create_dir_all(rd.checkpoints()).with_context(|| format!("creating {}", rd.root.display()))?;
-    write_atomic(&rd.config(), exp.resolved_toml.as_bytes())?;
-    Ok(Prepared::Ready)
-}
 
 /// A member being trained.
 pub struct Member<'a> {

@@ -23,11 +23,13 @@ use candle_core::{DType, Device, Tensor};
 use tinylab_model::EnsembleModel;
 
 use crate::ensemble_batch::{evaluate, EnsembleBatch};
-use crate::ensemble_member::{prepare_dir, Member, Prepared};
+use crate::ensemble_member::Member;
 use crate::ensemble_optim::{clip_per_member, EnsembleOptimizer};
 use crate::experiment::Experiment;
 use crate::metrics::MetricRow;
 use crate::progress::Progress;
+use crate::rundir::RunDir;
+use crate::trainer::prepare_dir;
 use crate::trainer::RunOutcome;
 
 /// How to run a seed-batched run.
@@ -125,11 +127,9 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
     let mut members: Vec<Member> = Vec::new();
     let mut ids: Vec<usize> = Vec::new(); // index in `exps` of each active member
     for (i, (exp, dir)) in exps.iter().zip(&opts.dirs).enumerate() {
-        match prepare_dir(exp, dir, opts.force)? {
-            Prepared::Finished(summary) => {
-                outcomes[i] = Some(Ok(RunOutcome::Finished { summary, already_done: true }))
-            }
-            Prepared::Ready => {
+        match prepare_dir(exp, &RunDir::new(dir), opts.force)? {
+            Some(summary) => outcomes[i] = Some(Ok(RunOutcome::Finished { summary, already_done: true })),
+            None => {
                 members.push(Member::new(exp, dir, &seeds)?);
                 ids.push(i);
             }

@@ -10,7 +10,7 @@ use tinylab_tasks::TaskConfig;
 use toml::{Table, Value};
 
 use crate::checks::CheckSpec;
-use crate::curriculum::{valid_name, Curriculum, CurriculumConfig, Stage};
+use crate::curriculum::{resolve_curriculum, Curriculum, CurriculumConfig};
 use crate::overrides;
 pub use crate::train_config::{DataMode, EarlyStop, TrainConfig};
 
@@ -36,18 +36,18 @@ impl std::error::Error for ConfigError {}
 /// The experiment file as written (eval entries still raw task overrides).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExperiment {
+pub(crate) struct RawExperiment {
     #[serde(default)]
     name: String,
     #[serde(default)]
     description: String,
     #[serde(default)]
     seed: u64,
-    task: TaskConfig,
+    pub(crate) task: TaskConfig,
     #[serde(default)]
     model: ModelConfig,
     #[serde(default)]
-    train: TrainConfig,
+    pub(crate) train: TrainConfig,
     #[serde(default)]
     eval: Vec<Table>,
     #[serde(default)]
@@ -55,7 +55,7 @@ struct RawExperiment {
     #[serde(default)]
     probe: Vec<Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    curriculum: Option<CurriculumConfig>,
+    pub(crate) curriculum: Option<CurriculumConfig>,
 }
 
 /// One `[[probe]]` entry: an analysis run after training (by the CLI's probe stage), whose
@@ -125,11 +125,15 @@ impl Experiment {
     }
 }
 
-fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { file: file.into(), key: key.into(), message: message.into() }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(file: &str, prefix: &str, v: Value) -> Result<T, ConfigError> {
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    file: &str,
+    prefix: &str,
+    v: Value,
+) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let key = match (prefix, path.as_str()) {
@@ -391,76 +395,6 @@ impl Experiment {
             training_toml,
         })
     }
-}
-
-/// Resolves `[curriculum]` (or the implicit single stage): every stage's task and eval tasks,
-/// validated; sets `train.steps` to the sum of the caps and the eval sets to the last stage.
-fn resolve_curriculum(
-    raw: &mut RawExperiment,
-    task_table: &Table,
-    eval: &mut [EvalSet],
-    file: &str,
-) -> Result<Curriculum, ConfigError> {
-    let Some(cfg) = raw.curriculum.clone() else {
-        let stage = Stage {
-            name: "train".into(),
-            task: raw.task.clone(),
-            eval_tasks: eval.iter().map(|e| e.task.clone()).collect(),
-            max_steps: raw.train.steps,
-            until: None,
-            reset_optimizer: false,
-        };
-        return Ok(Curriculum { stages: vec![stage], explicit: false });
-    };
-    if cfg.stage.is_empty() {
-        return Err(err(file, "curriculum.stage", "needs at least one [[curriculum.stage]]"));
-    }
-    let mut stages: Vec<Stage> = Vec::new();
-    for (i, sc) in cfg.stage.iter().enumerate() {
-        let key = |k: &str| format!("curriculum.stage[{i}].{k}");
-        if !valid_name(&sc.name) {
-            return Err(err(file, key("name"), "must be non-empty without dots, commas, quotes or spaces"));
-        }
-        if stages.iter().any(|s| s.name == sc.name) {
-            return Err(err(file, key("name"), format!("`{}` is used twice", sc.name)));
-        }
-        if sc.max_steps == 0 {
-            return Err(err(file, key("max_steps"), "must be ≥ 1"));
-        }
-        if sc.task.contains_key("kind") {
-            return Err(err(file, key("task.kind"), "a stage keeps the training task's kind"));
-        }
-        let mut merged = task_table.clone();
-        merged.extend(sc.task.clone());
-        let task: TaskConfig = typed(file, &key("task"), Value::Table(merged.clone()))?;
-        task.build().map_err(|e| err(file, key(&format!("task.{}", e.key())), e.to_string()))?;
-        let mut eval_tasks = Vec::new();
-        for e in eval.iter() {
-            let mut m = merged.clone();
-            m.extend(e.overrides.clone());
-            let t: TaskConfig =
-                typed(file, &format!("eval `{}` in stage `{}`", e.name, sc.name), Value::Table(m))?;
-            t.build().map_err(|x| {
-                err(file, format!("eval `{}` in stage `{}`: {}", e.name, sc.name, x.key()), x.to_string())
-            })?;
-            eval_tasks.push(t);
-        }
-        stages.push(Stage {
-            name: sc.name.clone(),
-            task,
-            eval_tasks,
-            max_steps: sc.max_steps,
-            until: sc.until.clone(),
-            reset_optimizer: i > 0 && sc.reset_optimizer.unwrap_or(cfg.reset_optimizer),
-        });
-    }
-    let last = stages.last().expect("non-empty");
-    for (e, t) in eval.iter_mut().zip(&last.eval_tasks) {
-        e.task = t.clone();
-    }
-    let c = Curriculum { stages, explicit: true };
-    raw.train.steps = c.total_steps();
-    Ok(c)
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {

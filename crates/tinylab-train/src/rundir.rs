@@ -73,30 +73,24 @@ impl RunDir {
 
     /// The saved end-of-stage weights, sorted by stage, as `(stage, path)`.
     pub fn list_stage_checkpoints(&self) -> Vec<(usize, PathBuf)> {
-        let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(self.checkpoints())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let i = name.strip_prefix("stage-")?.strip_suffix(".safetensors")?.parse().ok()?;
-                Some((i, e.path()))
-            })
-            .collect();
-        out.sort();
-        out
+        self.list_numbered("stage-")
     }
 
     /// Checkpoint files sorted by step, as `(step, path)`.
     pub fn list_checkpoints(&self) -> Vec<(usize, PathBuf)> {
+        self.list_numbered("step-")
+    }
+
+    /// Files `checkpoints/<prefix><number>.safetensors`, sorted by number.
+    fn list_numbered(&self, prefix: &str) -> Vec<(usize, PathBuf)> {
         let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(self.checkpoints())
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let step = name.strip_prefix("step-")?.strip_suffix(".safetensors")?.parse().ok()?;
-                Some((step, e.path()))
+                let n = name.strip_prefix(prefix)?.strip_suffix(".safetensors")?.parse().ok()?;
+                Some((n, e.path()))
             })
             .collect();
         out.sort();

@@ -75,9 +75,11 @@ pub enum RunOutcome {
     },
 }
 
-/// Prepares the directory: refuses a different config, returns a finished run's summary.
-fn prepare_dir(exp: &Experiment, opts: &RunOptions, rd: &RunDir) -> Result<Option<Summary>> {
-    if opts.force && rd.root.exists() {
+/// Prepares a run directory (also each member's of a seed-batched run): `force` deletes it;
+/// a directory holding another configuration is refused; a finished run returns its summary;
+/// otherwise `config.toml` is (re)written and `None` returned.
+pub(crate) fn prepare_dir(exp: &Experiment, rd: &RunDir, force: bool) -> Result<Option<Summary>> {
+    if force && rd.root.exists() {
         std::fs::remove_dir_all(&rd.root).with_context(|| format!("removing {}", rd.root.display()))?;
     }
     if rd.config().exists() {
@@ -106,7 +108,7 @@ fn prepare_dir(exp: &Experiment, opts: &RunOptions, rd: &RunDir) -> Result<Optio
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let rd = RunDir::new(&opts.dir);
     let run_id = crate::rundir::run_id(&exp.training_toml);
-    if let Some(summary) = prepare_dir(exp, opts, &rd)? {
+    if let Some(summary) = prepare_dir(exp, &rd, opts.force)? {
         return Ok(RunOutcome::Finished { summary, already_done: true });
     }
     let started = Instant::now();
