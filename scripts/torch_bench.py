@@ -32,32 +32,49 @@ import torch.nn.functional as F  # noqa: E402
 
 
 class Attention(nn.Module):
-    def __init__(self, d, n_heads, seq_len, impl):
+    """Causal multi-head attention; `impl`: `eager` / `sdpa` softmax, or `linear` (scores
+    q·kᵀ/√d_head with the future masked to 0, no softmax, as tinylab's linear attention).
+    `identity_k`: W_K = I, frozen (k = x; experiments/ocr's reparameterized QK), so the fused
+    projection makes q and v only."""
+
+    def __init__(self, d, n_heads, seq_len, impl, identity_k=False):
         super().__init__()
-        self.n_heads, self.d_head, self.impl = n_heads, d // n_heads, impl
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.n_heads, self.d_head, self.impl, self.identity_k = n_heads, d // n_heads, impl, identity_k
+        self.qkv = nn.Linear(d, (2 if identity_k else 3) * d, bias=False)
         self.o = nn.Linear(d, d, bias=False)
         mask = torch.triu(torch.ones(seq_len, seq_len, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+        if self.identity_k:
+            q, v = self.qkv(x).view(B, T, 2, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+            k = x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))
-            scores = scores.masked_fill(self.mask[:T, :T], float("-inf"))
-            y = scores.softmax(dim=-1) @ v
+            if self.impl == "linear":
+                y = scores.masked_fill(self.mask[:T, :T], 0.0) @ v
+            else:
+                scores = scores.masked_fill(self.mask[:T, :T], float("-inf"))
+                y = scores.softmax(dim=-1) @ v
         return self.o(y.transpose(1, 2).reshape(B, T, D))
 
 
+def norm(kind, d):
+    return nn.LayerNorm(d, eps=1e-5) if kind == "layer" else nn.Identity()
+
+
 class Block(nn.Module):
-    def __init__(self, d, n_heads, seq_len, mlp, impl):
+    def __init__(self, d, n_heads, seq_len, mlp, impl, norm_kind="layer", residual=True, identity_k=False):
         super().__init__()
-        self.ln1 = nn.LayerNorm(d, eps=1e-5)
-        self.attn = Attention(d, n_heads, seq_len, impl)
-        self.ln2 = nn.LayerNorm(d, eps=1e-5) if mlp else None
+        self.residual = residual
+        self.ln1 = norm(norm_kind, d)
+        self.attn = Attention(d, n_heads, seq_len, impl, identity_k)
+        self.ln2 = norm(norm_kind, d) if mlp else None
         self.mlp = (
             nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="none"), nn.Linear(4 * d, d))
             if mlp
@@ -65,26 +82,43 @@ class Block(nn.Module):
         )
 
     def forward(self, x):
-        x = x + self.attn(self.ln1(x))
+        a = self.attn(self.ln1(x))
+        x = x + a if self.residual else a
         if self.mlp is not None:
-            x = x + self.mlp(self.ln2(x))
+            m = self.mlp(self.ln2(x))
+            x = x + m if self.residual else m
         return x
 
 
 class Transformer(nn.Module):
-    def __init__(self, vocab, d, seq_len, n_layers, n_heads, mlp, impl):
-        super().__init__()
-        self.W_E = nn.Parameter(torch.randn(vocab, d) * 0.02)
-        self.W_pos = nn.Parameter(torch.randn(seq_len, d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, n_heads, seq_len, mlp, impl) for _ in range(n_layers))
-        self.ln_f = nn.LayerNorm(d, eps=1e-5)
-        self.unembed = nn.Linear(d, vocab, bias=False)
+    """The tinylab transformer (`--model gpt`). `onehot`: W_E = I (vocab = d), frozen, and the
+    unembedding tied to it (experiments/ocr); `positions = none` drops W_pos."""
 
-    def forward(self, tokens):
-        x = self.W_E[tokens] + self.W_pos[: tokens.shape[1]]
+    def __init__(self, vocab, d, seq_len, n_layers, n_heads, mlp, impl, norm_kind="layer",
+                 residual=True, positions="learned", onehot=False, identity_k=False):
+        super().__init__()
+        self.onehot = onehot
+        if onehot:
+            self.register_buffer("W_E", torch.eye(vocab, d), persistent=False)
+        else:
+            self.W_E = nn.Parameter(torch.randn(vocab, d) * 0.02)
+        self.W_pos = nn.Parameter(torch.randn(seq_len, d) * 0.02) if positions == "learned" else None
+        self.blocks = nn.ModuleList(
+            Block(d, n_heads, seq_len, mlp, impl, norm_kind, residual, identity_k) for _ in range(n_layers)
+        )
+        self.ln_f = norm(norm_kind, d)
+        self.unembed = None if onehot else nn.Linear(d, vocab, bias=False)
+
+    def forward(self, tokens, select=None):
+        x = self.W_E[tokens]
+        if self.W_pos is not None:
+            x = x + self.W_pos[: tokens.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return self.unembed(self.ln_f(x))
+        rows = self.ln_f(x).reshape(-1, x.shape[-1])
+        if select is not None:
+            rows = rows[select]
+        return rows @ self.W_E.t() if self.onehot else self.unembed(rows)
 
 
 def causal_conv(x, filt, impl):
@@ -172,9 +206,16 @@ def train_flops_per_step(a):
 def build(a):
     """The model, its optimizer and one fixed batch (tokens, labelled flat positions, targets)."""
     if a.model == "gpt":
-        model = Transformer(a.vocab, a.d_model, a.seq_len, a.layers, a.heads, a.mlp, a.attn)
+        model = Transformer(a.vocab, a.d_model, a.seq_len, a.layers, a.heads, a.mlp, a.attn, a.norm,
+                            a.residual, a.positions, a.onehot, a.identity_k)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-        select = torch.arange(a.batch * a.seq_len)
+        if a.labelled:
+            # logits only at the last `--labelled` positions of each sequence (where the count,
+            # not the place, matters for the time)
+            per_seq = torch.arange(a.seq_len - a.labelled, a.seq_len)
+            select = (torch.arange(a.batch).unsqueeze(1) * a.seq_len + per_seq).reshape(-1)
+        else:
+            select = torch.arange(a.batch * a.seq_len)
     else:
         model = CatModel(a.vocab, a.d_model, a.layers, a.heads, a.conv_kernel, a.qk_scale_init, a.conv_impl)
         mats = [p for p in model.parameters() if p.dim() >= 2]
@@ -200,12 +241,20 @@ def main():
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--vocab", type=int, default=64)
     p.add_argument("--no-mlp", dest="mlp", action="store_false", help="attention-only blocks")
-    p.add_argument("--attn", choices=["eager", "sdpa"], default="eager")
+    p.add_argument("--attn", choices=["eager", "sdpa", "linear"], default="eager")
     p.add_argument("--conv-kernel", type=int, default=3, help="cat: taps of each convolution")
     p.add_argument("--conv-impl", choices=["conv1d", "shift"], default="conv1d",
                    help="cat: depthwise F.conv1d or shifted views times taps")
     p.add_argument("--qk-scale-init", type=float, default=10.0, help="cat: initial temperature")
-    p.add_argument("--labelled", type=int, default=8, help="cat: labelled positions per sequence")
+    p.add_argument("--labelled", type=int, default=None,
+                   help="labelled positions per sequence (logits only there); cat: default 8, "
+                        "in the second half; gpt: default all, else the last N")
+    p.add_argument("--norm", choices=["layer", "none"], default="layer", help="gpt: LayerNorm or none")
+    p.add_argument("--no-residual", dest="residual", action="store_false", help="gpt: no residual adds")
+    p.add_argument("--positions", choices=["learned", "none"], default="learned", help="gpt: W_pos or none")
+    p.add_argument("--onehot", action="store_true",
+                   help="gpt: W_E = I (vocab = d), frozen, unembedding tied to it")
+    p.add_argument("--identity-k", action="store_true", help="gpt: W_K = I, frozen (k = x)")
     p.add_argument("--runs", type=int, default=1,
                    help="train this many independent models one after the other (seeds seed..)")
     p.add_argument("--threads", type=int, default=1)
@@ -218,8 +267,14 @@ def main():
         p.error("--d-model must be divisible by --heads")
     if a.steps < 1 or a.runs < 1:
         p.error("--steps and --runs must be >= 1")
-    if a.model == "cat" and a.labelled * 2 > a.seq_len:
-        p.error("--labelled must be <= seq_len / 2")
+    if a.model == "cat":
+        a.labelled = 8 if a.labelled is None else a.labelled
+        if a.labelled * 2 > a.seq_len:
+            p.error("--labelled must be <= seq_len / 2")
+    elif a.labelled is not None and not 0 < a.labelled <= a.seq_len:
+        p.error("--labelled must be in 1..=seq_len")
+    if a.onehot and a.vocab != a.d_model:
+        p.error("--onehot needs --vocab equal to --d-model")
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
@@ -230,10 +285,7 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            if a.model == "gpt":
-                logits = model(tokens).view(-1, a.vocab)
-            else:
-                logits = model(tokens, select)
+            logits = model(tokens, select if a.model == "cat" or a.labelled else None)
             loss = F.cross_entropy(logits, targets)
             loss.backward()
             opt.step()
@@ -264,6 +316,8 @@ def main():
         "heads": a.heads,
         "vocab": a.vocab,
         "mlp": a.mlp if a.model == "gpt" else False,
+        "attn_kind": a.attn if a.model == "gpt" else "softmax",
+        "labelled": a.labelled,
         "params": sum(t.numel() for t in model.parameters()),
         "runs": a.runs,
         "steps": a.steps,

@@ -13,7 +13,10 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tinylab_model::{ForwardOptions, Model, ModelConfig, PositionalKind};
+use tinylab_model::{EnsembleModel, ForwardOptions, Model, ModelConfig, PositionalKind};
+use tinylab_tasks::Batch;
+use tinylab_train::ensemble_optim::EnsembleOptimizer;
+use tinylab_train::ensemble_step::forward_backward;
 use tinylab_train::optim::OptimConfig;
 
 /// Arguments of `tinylab bench`.
@@ -51,6 +54,10 @@ pub struct BenchArgs {
     /// With --experiment: interleaved rounds per thread count (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Only measure the machine's FMA peak (GFLOP/s per core and on all cores; also done
+    /// before every size benchmark, whose rows report achieved GFLOP/s against it).
+    #[arg(long)]
+    pub peak: bool,
     /// Internal: time one configuration in this process and print one JSON line.
     #[arg(long, hide = true)]
     pub worker: Option<String>,
@@ -94,24 +101,58 @@ pub fn main(a: BenchArgs) -> Result<u8> {
         std::fs::create_dir_all(dir)?;
     }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&a.out)?;
-    println!("| size | threads | tinylab steps/s | pytorch eager steps/s | ratio |");
-    println!("|---|---|---|---|---|");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let peak = crate::bench_peak::measure(cores);
+    let unix = tinylab_train::rundir::now_unix();
+    writeln!(
+        file,
+        "{}",
+        json!({"unix": unix, "machine": machine, "commit": commit, "bench": "fma_peak", "peak": peak})
+    )?;
+    let gf = |k: &str| peak[k].as_f64().map_or("-".into(), |x| format!("{x:.0}"));
+    println!(
+        "FMA peak GFLOP/s: AVX-512 {} per core, {} on {cores} cores; AVX2 {} per core, {} on {cores} cores",
+        gf("avx512_gflops_1core"),
+        gf("avx512_gflops_all"),
+        gf("avx2_gflops_1core"),
+        gf("avx2_gflops_all")
+    );
+    if a.peak {
+        return Ok(0);
+    }
+    // the best peak for the thread count: AVX-512 if the CPU has it
+    let peak_for = |threads: usize| {
+        let (one, all) = match peak["avx512_gflops_1core"].as_f64() {
+            Some(x) => (x, peak["avx512_gflops_all"].as_f64().unwrap_or(x)),
+            None => (
+                peak["avx2_gflops_1core"].as_f64().unwrap_or(f64::NAN),
+                peak["avx2_gflops_all"].as_f64().unwrap_or(f64::NAN),
+            ),
+        };
+        if threads <= 1 {
+            one
+        } else {
+            all * threads.min(cores) as f64 / cores as f64
+        }
+    };
+    println!(
+        "| size | threads | tinylab steps/s | tinylab --fused steps/s | pytorch eager steps/s | ratio | \
+         fused ratio | tinylab GFLOP/s | fused GFLOP/s | pytorch GFLOP/s | best tinylab % of FMA peak |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &a.sizes {
         let (d, t, b) = size(s)?;
         for &th in &a.threads {
-            let ours = run_json(
-                Command::new(&exe)
-                    .args([
-                        "bench",
-                        "--worker",
-                        s,
-                        "--steps",
-                        &a.steps.to_string(),
-                        "--warmup",
-                        &a.warmup.to_string(),
-                    ])
-                    .env("RAYON_NUM_THREADS", th.to_string()),
-            )?;
+            let time_ours = |worker: String| {
+                run_json(
+                    Command::new(&exe)
+                        .args(["bench", "--worker", &worker, "--steps", &a.steps.to_string()])
+                        .args(["--warmup", &a.warmup.to_string()])
+                        .env("RAYON_NUM_THREADS", th.to_string()),
+                )
+            };
+            let ours = time_ours(s.clone())?;
+            let fused = time_ours(format!("{s}:fused"))?;
             let theirs = if torch {
                 Some(run_json(Command::new(&python).args([
                     "scripts/torch_bench.py",
@@ -139,23 +180,56 @@ pub fn main(a: BenchArgs) -> Result<u8> {
             } else {
                 None
             };
-            let ours_sps = ours["steps_per_s"].as_f64().unwrap_or(f64::NAN);
-            let theirs_sps = theirs.as_ref().and_then(|v| v["steps_per_s"].as_f64());
+            let sps = |v: &Value| v["steps_per_s"].as_f64().unwrap_or(f64::NAN);
+            let (ours_sps, fused_sps) = (sps(&ours), sps(&fused));
+            let theirs_sps = theirs.as_ref().map(sps);
             let ratio = theirs_sps.map(|x| ours_sps / x);
+            let fused_ratio = theirs_sps.map(|x| fused_sps / x);
+            let flops = train_flops_per_step(d, t, b, 2, 4, 64, true);
+            let gflops = |steps_per_s: f64| flops * steps_per_s / 1e9;
+            let share = gflops(ours_sps.max(fused_sps)) / peak_for(th);
+            let f = |x: Option<f64>, p: usize| x.map_or("-".into(), |x| format!("{x:.p$}"));
             println!(
-                "| {s} | {th} | {ours_sps:.2} | {} | {} |",
-                theirs_sps.map(|x| format!("{x:.2}")).unwrap_or("-".into()),
-                ratio.map(|x| format!("{x:.2}")).unwrap_or("-".into())
+                "| {s} | {th} | {ours_sps:.2} | {fused_sps:.2} | {} | {} | {} | {:.1} | {:.1} | {} | {:.1} % |",
+                f(theirs_sps, 2),
+                f(ratio, 2),
+                f(fused_ratio, 2),
+                gflops(ours_sps),
+                gflops(fused_sps),
+                f(theirs_sps.map(gflops), 1),
+                100.0 * share
             );
             let row = json!({
                 "unix": tinylab_train::rundir::now_unix(), "machine": machine, "commit": commit,
-                "size": s, "threads": th, "tinylab": ours, "pytorch": theirs, "ratio": ratio,
+                "size": s, "threads": th, "tinylab": ours, "tinylab_fused": fused, "pytorch": theirs,
+                "ratio": ratio, "fused_ratio": fused_ratio,
+                "train_flops_per_step": flops, "tinylab_gflops": gflops(ours_sps),
+                "tinylab_fused_gflops": gflops(fused_sps), "pytorch_gflops": theirs_sps.map(gflops),
+                "fma_peak_gflops": peak_for(th), "tinylab_best_share_of_peak": share,
             });
             writeln!(file, "{row}")?;
         }
     }
     eprintln!("rows appended to {}", a.out.display());
     Ok(0)
+}
+
+/// Training FLOPs of one step of the benchmark transformer, counted as `scripts/torch_bench.py
+/// --flops` counts them: 3 × the forward matmul FLOPs, forward = `2·B·T·P_mm + L·4·B·H·T²·d_head`
+/// with `P_mm = L·(4d² + [mlp] 8d²) + d·vocab` (projections, MLP, unembedding; the full `T × T`
+/// scores, no discount for the causal mask).
+pub(crate) fn train_flops_per_step(
+    d: usize,
+    t: usize,
+    b: usize,
+    layers: usize,
+    heads: usize,
+    vocab: usize,
+    mlp: bool,
+) -> f64 {
+    let p_mm = layers * (4 * d * d + if mlp { 8 * d * d } else { 0 }) + d * vocab;
+    let fwd = 2 * b * t * p_mm + layers * 4 * b * heads * t * t * (d / heads);
+    3.0 * fwd as f64
 }
 
 /// Runs a benchmark process and parses the JSON object on the last line of its stdout.
@@ -181,11 +255,18 @@ pub(crate) fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Times `steps` training steps of one size in this process; returns the JSON row.
-fn worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
-    let (d, t, b) = size(name)?;
-    let v = 64;
-    let cfg = ModelConfig {
+/// In a fused/ensemble benchmark worker: the thread count the parent gave
+/// (`RAYON_NUM_THREADS`) becomes that many data-parallel slices, and candle runs
+/// single-threaded, as `tinylab run --fused --threads N` trains. Call before any tensor op.
+pub(crate) fn data_parallel_shards() -> usize {
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize);
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    threads.max(1)
+}
+
+/// The benchmark transformer: 2 pre-LN layers, 4 heads, GELU MLP, learned positions.
+fn bench_config(d: usize, t: usize, v: usize) -> ModelConfig {
+    ModelConfig {
         d_model: d,
         n_layers: 2,
         n_heads: 4,
@@ -194,7 +275,55 @@ fn worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
         max_seq_len: t,
         mlp: true,
         ..Default::default()
-    };
+    }
+}
+
+/// One random batch of the benchmark: `b × t` tokens, every position labelled.
+fn random_batch(b: usize, t: usize, v: usize) -> Batch {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut batch = Batch::empty(b, t);
+    batch.inputs.iter_mut().for_each(|x| *x = rng.gen_range(0..v as u32));
+    batch.targets.iter_mut().for_each(|x| *x = rng.gen_range(0..v as i32));
+    batch
+}
+
+/// Times `steps` training steps of one size on the fused engine (`tinylab run --fused`: the
+/// seed-batched model with one member, its fused ops and AdamW); returns the JSON row.
+fn fused_worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
+    let (d, t, b) = size(name)?;
+    let v = 64;
+    let dev = Device::Cpu;
+    let model = EnsembleModel::new(&bench_config(d, t, v), &[0], &dev, DType::F32)?;
+    let mut opt = EnsembleOptimizer::new(&OptimConfig::default(), model.params().trainable(), 1)?;
+    let batch = [random_batch(b, t, v)];
+    let shards = data_parallel_shards();
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        let grads = forward_backward(&model, &batch, opt.params(), shards, false)?.grads;
+        opt.step(&grads, 1e-3)?;
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let threads = shards;
+    Ok(json!({
+        "impl": "tinylab-fused", "threads": threads, "d_model": d, "seq_len": t, "batch": b, "layers": 2,
+        "heads": 4, "vocab": v, "mlp": true, "params": model.params().num_trainable(), "steps": steps,
+        "median_step_s": median, "steps_per_s": 1.0 / median, "min_step_s": times[0],
+    }))
+}
+
+/// Times `steps` training steps of one size in this process; returns the JSON row.
+fn worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
+    if let Some(size) = name.strip_suffix(":fused") {
+        return fused_worker(size, steps, warmup);
+    }
+    let (d, t, b) = size(name)?;
+    let v = 64;
+    let cfg = bench_config(d, t, v);
     let dev = Device::Cpu;
     let model = Model::new(&cfg, 0, &dev, DType::F32)?;
     let mut opt = OptimConfig::default().build(model.params().trainable())?;
@@ -222,4 +351,20 @@ fn worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
         "vocab": v, "mlp": true, "params": model.params().num_trainable(), "steps": steps,
         "median_step_s": median, "steps_per_s": 1.0 / median, "min_step_s": times[0],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medium_step_is_52_gflop_as_perf_notes_count_it() {
+        // d 128, T 256, B 64, 2 layers, 4 heads, vocab 64, MLP: 52.4 GFLOP (shared/perf-notes.md)
+        let f = train_flops_per_step(128, 256, 64, 2, 4, 64, true);
+        assert!((f / 1e9 - 52.34).abs() < 0.01, "{f}");
+        assert!(
+            train_flops_per_step(32, 32, 32, 2, 4, 64, false)
+                < train_flops_per_step(32, 32, 32, 2, 4, 64, true)
+        );
+    }
 }

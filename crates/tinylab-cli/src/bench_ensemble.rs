@@ -13,12 +13,13 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use tinylab_model::{
-    AttentionKind, EnsembleModel, ForwardOptions, Model, NormKind, PositionalKind, QkNormKind, WeightsKind,
+    Activation, AttentionKind, EmbeddingKind, EnsembleModel, ForwardOptions, InputKind, Model, NormKind,
+    PositionalKind, QkNormKind, ReadoutKind, WeightsKind,
 };
 use tinylab_tasks::Batch;
 use tinylab_train::data::{DataSource, DeviceBatch};
-use tinylab_train::ensemble_batch::EnsembleBatch;
 use tinylab_train::ensemble_optim::{clip_per_member, EnsembleOptimizer};
+use tinylab_train::ensemble_step::forward_backward;
 use tinylab_train::optim::clip_grad_norm;
 use tinylab_train::Experiment;
 
@@ -90,6 +91,7 @@ fn lap(t: &mut Instant) -> f64 {
 /// Times training steps in this process: `kind` = `ensemble` (all members batched) or `solo`
 /// (seed 0 alone, as the solo trainer steps). One JSON object.
 pub fn worker(kind: &str, config: &Path, members: usize, steps: usize, warmup: usize) -> Result<Value> {
+    let threads: usize = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let (exps, batches) = setup(config, if kind == "solo" { 1 } else { members })?;
     let (exp, tr, dev) = (&exps[0], &exps[0].train, Device::Cpu);
     let lr = tr.optimizer.lr;
@@ -98,12 +100,11 @@ pub fn worker(kind: &str, config: &Path, members: usize, steps: usize, warmup: u
             let seeds: Vec<u64> = exps.iter().map(|e| e.seed).collect();
             let model = EnsembleModel::new(&exp.model, &seeds, &dev, DType::F32)?;
             let mut opt = EnsembleOptimizer::new(&tr.optimizer, model.params().trainable(), members)?;
+            let shards = crate::bench::data_parallel_shards();
             let timing = time_steps(steps, warmup, || {
                 let mut t = Instant::now();
-                let eb = EnsembleBatch::new(&batches, &dev, true)?;
-                let (loss, _) = eb.loss(&model.forward(&eb.tokens, Some(&eb.select))?)?;
-                let forward = lap(&mut t);
-                let mut grads = loss.backward()?;
+                let mut grads = forward_backward(&model, &batches, opt.params(), shards, false)?.grads;
+                let forward = 0.0; // one phase: the slices run forward and backward in parallel
                 let backward = lap(&mut t);
                 if tr.grad_clip > 0.0 {
                     clip_per_member(&mut grads, opt.params(), members, tr.grad_clip)?;
@@ -135,7 +136,6 @@ pub fn worker(kind: &str, config: &Path, members: usize, steps: usize, warmup: u
         }
         other => anyhow::bail!("unknown worker kind `{other}`"),
     };
-    let threads: usize = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let b = &batches[0];
     Ok(json!({
         "impl": format!("tinylab-{kind}"), "threads": threads, "members": exps.len(),
@@ -147,37 +147,82 @@ pub fn worker(kind: &str, config: &Path, members: usize, steps: usize, warmup: u
     }))
 }
 
-/// `scripts/torch_bench.py --model cat` arguments for the experiment's model, or `None` when the
-/// PyTorch reference does not implement it (it builds the CAT model of experiments/cat only).
+/// `scripts/torch_bench.py` arguments for the experiment's model, or `None` when the PyTorch
+/// reference does not implement it. Two families: `--model cat` (the CAT model of
+/// experiments/cat: convolutions on q/k/v, L2 q/k with temperature, pre-LN, no positions) and
+/// `--model gpt` (pre-LN or norm-free blocks, softmax or linear attention, optional GELU MLP,
+/// learned or no positions, learned or frozen one-hot embedding with the tied unembedding,
+/// optionally a frozen identity `W_K`: experiments/parity and experiments/ocr). Labelled positions
+/// per sequence are passed on (logits only there); both time the same matmul shapes, not the
+/// same initialization.
 fn torch_args(exp: &Experiment, batch: &Batch) -> Option<Vec<String>> {
     let m = &exp.model;
-    let cat = m.conv_q
+    let per_seq = batch.num_labelled() / batch.batch_size;
+    let uniform_labels = batch.num_labelled().is_multiple_of(batch.batch_size) && per_seq > 0;
+    let common = m.weights == WeightsKind::Factorized
+        && m.d_head == 0
+        && m.d_value == 0
+        && m.input == InputKind::Tokens
+        && m.readout == ReadoutKind::Unembed
+        && m.attend_self
+        && uniform_labels;
+    let cat = common
+        && m.conv_q
         && m.conv_k
         && m.conv_v
         && m.qk_norm == QkNormKind::L2
         && m.norm == NormKind::LayerNorm
         && m.positional == PositionalKind::None
         && m.attention == AttentionKind::Softmax
-        && m.weights == WeightsKind::Factorized
         && !m.mlp
         && m.residual
         && !m.tied_unembed
-        && m.d_head == 0
-        && m.d_value == 0
-        && m.freeze.is_empty()
-        && batch.num_labelled().is_multiple_of(batch.batch_size);
-    let args = [
+        && m.freeze.is_empty();
+    let mut args = vec![
         ("--d-model", m.d_model.to_string()),
         ("--seq-len", batch.seq_len.to_string()),
         ("--batch", batch.batch_size.to_string()),
         ("--layers", m.n_layers.to_string()),
         ("--heads", m.n_heads.to_string()),
         ("--vocab", m.vocab_size.to_string()),
-        ("--conv-kernel", m.conv_kernel.to_string()),
-        ("--qk-scale-init", m.qk_scale_init.to_string()),
-        ("--labelled", (batch.num_labelled() / batch.batch_size).to_string()),
+        ("--labelled", per_seq.to_string()),
     ];
-    cat.then(|| args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).collect())
+    if cat {
+        args.extend([
+            ("--model", "cat".to_string()),
+            ("--conv-kernel", m.conv_kernel.to_string()),
+            ("--qk-scale-init", m.qk_scale_init.to_string()),
+        ]);
+        return Some(args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).collect());
+    }
+    let one_hot = m.embedding == EmbeddingKind::OneHot && m.tied_unembed && m.vocab_size == m.d_model;
+    let frozen: Vec<&str> = if one_hot { vec!["W_K", "embed.W_E"] } else { vec![] };
+    let identity_k = m.freeze.iter().any(|f| f == "W_K") && m.identity_init.iter().any(|f| f == "W_K");
+    let gpt = common
+        && !(m.conv_q || m.conv_k || m.conv_v)
+        && m.qk_norm == QkNormKind::None
+        && matches!(m.norm, NormKind::LayerNorm | NormKind::None)
+        && matches!(m.positional, PositionalKind::Learned | PositionalKind::None)
+        && m.activation == Activation::Gelu
+        && (m.d_mlp == 0 || m.d_mlp == 4 * m.d_model)
+        && (m.embedding == EmbeddingKind::Learned && !m.tied_unembed || one_hot)
+        && m.freeze.iter().all(|f| frozen.contains(&f.as_str()) || f == "W_K" && identity_k);
+    if !gpt {
+        return None;
+    }
+    args.push(("--model", "gpt".to_string()));
+    args.push(("--attn", if m.attention == AttentionKind::Linear { "linear" } else { "eager" }.to_string()));
+    let flags = [
+        (!m.mlp, "--no-mlp"),
+        (m.norm == NormKind::None, "--norm=none"),
+        (!m.residual, "--no-residual"),
+        (m.positional == PositionalKind::None, "--positions=none"),
+        (one_hot, "--onehot"),
+        (identity_k, "--identity-k"),
+    ];
+    let mut out: Vec<String> = args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).collect();
+    out.extend(flags.iter().filter(|f| f.0).map(|f| f.1.to_string()));
+    Some(out)
 }
 
 /// The 1-minute load average (other work on the machine skews the timings).
@@ -206,7 +251,7 @@ pub fn main(a: &BenchArgs, config: &Path) -> Result<u8> {
             None
         }
         (false, true, None) => {
-            eprintln!("note: the PyTorch reference implements the CAT model only; timing tinylab alone");
+            eprintln!("note: the PyTorch reference does not implement this model (see scripts/README.md); timing tinylab alone");
             None
         }
     };
@@ -244,10 +289,12 @@ pub fn main(a: &BenchArgs, config: &Path) -> Result<u8> {
             let ens = ours("ensemble", th)?;
             // the PyTorch reference in both of its convolution forms; the faster one counts
             let mut pt: Option<Value> = None;
-            for conv in ["shift", "conv1d"] {
+            let is_cat = torch.as_ref().is_some_and(|a| a.iter().any(|x| x == "cat"));
+            let forms: &[&str] = if is_cat { &["shift", "conv1d"] } else { &["shift"] };
+            for conv in forms {
                 let Some(args) = &torch else { break };
                 let mut c = Command::new(&python);
-                c.args(["scripts/torch_bench.py", "--model", "cat", "--conv-impl", conv])
+                c.args(["scripts/torch_bench.py", "--conv-impl", conv])
                     .args(["--threads", &th.to_string(), "--warmup", &warmup, "--steps", &steps])
                     .args(args);
                 let v = run_json(&mut c).context("PyTorch reference")?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tinylab_train::checks::format_table;
+use tinylab_train::ensemble_trainer::{run_ensemble, EnsembleRunOptions};
 use tinylab_train::{run, Experiment, RunOptions, RunOutcome, Summary};
 
 use crate::{EXIT_CHECK_FAILED, EXIT_CONFIG};
@@ -28,13 +29,21 @@ pub struct RunArgs {
     /// `train.seeds = [..]` in the config does) instead of one process per seed.
     #[arg(long)]
     pub batched: bool,
+    /// Train on the fused engine: the seed-batched graph with one member (fused ops with
+    /// hand-written backward; docs/perf.md). Same run directory, metrics equal to the default
+    /// engine's to float tolerance (not bit for bit); refused with the reason for curricula,
+    /// continuous-input tasks and attention masks. With --seeds, every seed's process uses it.
+    #[arg(long)]
+    pub fused: bool,
     /// With --seeds: how many seeds run at once.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
     /// Run directory (default: runs/<name>/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Compute threads (default 1: tiny models scale by runs, not by threads).
+    /// Compute threads (default 1: tiny models scale by runs, not by threads). With --fused or
+    /// --batched each thread trains a slice of every step's batch (data-parallel, candle
+    /// single-threaded); otherwise candle's ops use them.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Start over even if the run directory holds a finished or partial run.
@@ -45,9 +54,25 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+impl RunArgs {
+    /// Whether the file asks for seed-batched training (`train.seeds`), read before any
+    /// computation sets up candle's threads (a file that does not parse is reported later).
+    fn config_has_seeds(&self) -> bool {
+        let seeds = |t: toml::Table| t.get("train")?.get("seeds")?.as_array().map(|a| !a.is_empty());
+        std::fs::read_to_string(&self.config)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(seeds)
+            .unwrap_or(false)
+    }
+}
+
 /// Runs the command; returns the process exit code.
 pub fn main(a: RunArgs) -> Result<u8> {
-    crate::set_threads(a.threads);
+    // The fused and batched engines use the threads for data-parallel slices of each step's
+    // batch, each slice single-threaded; the default engine gives them to candle's ops.
+    let data_parallel = a.fused || (a.batched || a.config_has_seeds()) && a.seed.is_none();
+    crate::set_threads(if data_parallel { 1 } else { a.threads });
     if std::fs::read_to_string(&a.config).is_ok_and(|t| tinylab_ntp::is_selector_experiment(&t)) {
         return crate::cmd_run_selector::main(&a);
     }
@@ -76,7 +101,24 @@ pub fn main(a: RunArgs) -> Result<u8> {
     let opts =
         RunOptions { dir: dir.clone(), force: a.force, threads: a.threads, stop_after: None, quiet: a.quiet };
     eprintln!("run {} (seed {}) → {}", exp.name, exp.seed, dir.display());
-    match run(&exp, &opts)? {
+    let outcome = if a.fused {
+        if let Err(e) = tinylab_train::ensemble_trainer::check_batchable(std::slice::from_ref(&exp)) {
+            eprintln!("error: {}: --fused: {e:#}", a.config.display());
+            return Ok(EXIT_CONFIG);
+        }
+        let opts = EnsembleRunOptions {
+            dirs: vec![dir.clone()],
+            force: a.force,
+            threads: a.threads,
+            shards: a.threads,
+            stop_after: None,
+            quiet: a.quiet,
+        };
+        run_ensemble(std::slice::from_ref(&exp), &opts)?.pop().expect("one member")?
+    } else {
+        run(&exp, &opts)?
+    };
+    match outcome {
         RunOutcome::Interrupted { step } => {
             eprintln!("stopped at step {step}");
             Ok(0)

@@ -79,6 +79,7 @@ pub fn main_batched(a: &RunArgs, exp: &Experiment, seeds: &[u64]) -> Result<u8> 
         dirs: dirs.clone(),
         force: a.force,
         threads: a.threads,
+        shards: a.threads,
         stop_after: None,
         quiet: a.quiet,
     };
@@ -106,7 +107,10 @@ fn root_dir(a: &RunArgs, exp: &Experiment) -> PathBuf {
 
 /// One job per seed: directory `ROOT/seed<N>`.
 fn jobs(a: &RunArgs, root: &std::path::Path, seeds: &[u64]) -> Vec<Job> {
-    seeds.iter().map(|&s| Job { sets: a.sets.clone(), seed: s, dir: root.join(format!("seed{s}")) }).collect()
+    seeds
+        .iter()
+        .map(|&s| Job { sets: a.sets.clone(), seed: s, dir: root.join(format!("seed{s}")), fused: a.fused })
+        .collect()
 }
 
 #[cfg(test)]

@@ -79,7 +79,12 @@ pub fn main(a: SweepArgs) -> Result<u8> {
         let dir = root.join(p.join("_").replace(['/', ' '], "-"));
         let dirs: Vec<PathBuf> = a.seeds.iter().map(|s| dir.join(format!("seed{s}"))).collect();
         for (s, d) in a.seeds.iter().zip(&dirs) {
-            jobs.push(Job { sets: [a.sets.clone(), p.clone()].concat(), seed: *s, dir: d.clone() });
+            jobs.push(Job {
+                sets: [a.sets.clone(), p.clone()].concat(),
+                seed: *s,
+                dir: d.clone(),
+                fused: false,
+            });
         }
         groups.push((label, dirs));
     }

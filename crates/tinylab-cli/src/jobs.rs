@@ -17,6 +17,8 @@ pub struct Job {
     pub seed: u64,
     /// Run directory.
     pub dir: PathBuf,
+    /// Train on the fused engine (`tinylab run --fused`).
+    pub fused: bool,
 }
 
 /// Mean and population standard deviation.
@@ -37,6 +39,9 @@ fn spawn(config: &Path, job: &Job, force: bool) -> Result<Child> {
     }
     if force {
         c.arg("--force");
+    }
+    if job.fused {
+        c.arg("--fused");
     }
     c.env("RAYON_NUM_THREADS", "1").stdout(Stdio::null());
     c.spawn().with_context(|| format!("starting {}", job.dir.display()))

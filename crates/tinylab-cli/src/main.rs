@@ -4,6 +4,7 @@
 mod alloc;
 mod bench;
 mod bench_ensemble;
+mod bench_peak;
 mod cmd_collect;
 mod cmd_inspect;
 mod cmd_plot;

@@ -37,6 +37,8 @@ impl ProbeContext {
     /// (mean over heads) from the position predicting a level-ℓ node to its two children's
     /// token slots, and `…_child_pred_mass` to the positions predicting the children (where a
     /// zero-filled child is computed; the same as the slots at level 1, whose children are bits).
+    /// With several labels, `jump_layers_increasing`: 1 if each label's jump layer is strictly
+    /// deeper than the one before (in the task's label order: tree levels bottom-up), else 0.
     pub(crate) fn layer_probe(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
         let (task, samples) = self.samples(opts)?;
         let labels = task.position_labels(&samples.batch);
@@ -59,10 +61,15 @@ impl ProbeContext {
         }
         let mut metrics: Vec<(String, f64)> =
             final_cells.iter().map(|c| (format!("{}_l{}_acc", c.label, c.layer), c.test_acc)).collect();
+        let mut jumps = Vec::new();
         for (label, _) in &labels {
             let acc: Vec<f64> =
                 final_cells.iter().filter(|c| &c.label == label).map(|c| c.test_acc).collect();
-            metrics.push((format!("{label}_jump_layer"), jump_layer(&acc) as f64));
+            jumps.push(jump_layer(&acc));
+            metrics.push((format!("{label}_jump_layer"), jumps[jumps.len() - 1] as f64));
+        }
+        if labels.len() > 1 {
+            metrics.push(("jump_layers_increasing".into(), strictly_increasing(&jumps) as u8 as f64));
         }
         let child = match self.task_config(opts)? {
             TaskConfig::Parity(cfg) => child_mass(&self.model, &samples, &Parity::new(cfg.clone())?)?,
@@ -117,6 +124,11 @@ impl ProbeContext {
         tinylab_plot::small_multiples(&title, &panels, panels.len(), &self.plot_file("layer_probe.png"))?;
         Ok(())
     }
+}
+
+/// Whether every element is larger than the one before.
+fn strictly_increasing(v: &[usize]) -> bool {
+    v.windows(2).all(|w| w[0] < w[1])
 }
 
 /// The layer `l ≥ 1` with the largest gain `acc[l] − acc[l − 1]` (`acc[0]`: embeddings).
@@ -198,5 +210,7 @@ mod tests {
         assert_eq!(super::jump_layer(&[0.5, 0.88, 1.0]), 1);
         assert_eq!(super::jump_layer(&[0.55, 0.45, 1.0]), 2);
         assert_eq!(super::jump_layer(&[0.5]), 0);
+        assert!(super::strictly_increasing(&[2, 3, 4]) && super::strictly_increasing(&[1]));
+        assert!(!super::strictly_increasing(&[1, 1, 2]) && !super::strictly_increasing(&[2, 1]));
     }
 }

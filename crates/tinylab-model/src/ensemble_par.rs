@@ -82,7 +82,7 @@ real!(f64, F64, f64::exp);
 /// [−ln2/2, ln2/2]`, `e^r` by its Taylor polynomial to degree 6 (Horner), `2^n` by the
 /// exponent bits.
 #[inline(always)]
-fn exp_neg_f32(x: f32) -> f32 {
+pub(crate) fn exp_neg_f32(x: f32) -> f32 {
     // round to nearest by adding and removing 1.5·2^23 (plain SSE2 arithmetic, unlike `round`)
     const MAGIC: f32 = 12_582_912.0;
     let x = x.max(-87.0);

@@ -73,10 +73,18 @@ fn matmul_acc_with<T: Real, const FMA: bool>(
         let mut j0 = 0;
         while j0 + NR <= n {
             match rows {
-                MR => tile::<T, MR, FMA>(a, b, c, ldc, i0, j0, k0, k1),
-                _ => tile::<T, 1, FMA>(a, b, c, ldc, i0, j0, k0, k1),
+                MR => tile::<T, MR, NR, FMA>(a, b, c, ldc, i0, j0, k0, k1),
+                _ => tile::<T, 1, NR, FMA>(a, b, c, ldc, i0, j0, k0, k1),
             }
             j0 += NR;
+        }
+        // a half-width tile for narrow products (d_head = 8) and the remainder of wider ones
+        while j0 + NR / 2 <= n {
+            match rows {
+                MR => tile::<T, MR, { NR / 2 }, FMA>(a, b, c, ldc, i0, j0, k0, k1),
+                _ => tile::<T, 1, { NR / 2 }, FMA>(a, b, c, ldc, i0, j0, k0, k1),
+            }
+            j0 += NR / 2;
         }
         for i in i0..i0 + rows {
             for j in j0..n {
@@ -91,10 +99,10 @@ fn matmul_acc_with<T: Real, const FMA: bool>(
     }
 }
 
-/// One `R × NR` tile of `C` at `(i0, j0)` over depth `k0..k1`.
+/// One `R × W` tile of `C` at `(i0, j0)` over depth `k0..k1`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tile<T: Real, const R: usize, const FMA: bool>(
+fn tile<T: Real, const R: usize, const W: usize, const FMA: bool>(
     a: Mat<'_, T>,
     b: Mat<'_, T>,
     c: &mut [T],
@@ -104,19 +112,19 @@ fn tile<T: Real, const R: usize, const FMA: bool>(
     k0: usize,
     k1: usize,
 ) {
-    let mut acc = [[T::ZERO; NR]; R];
+    let mut acc = [[T::ZERO; W]; R];
     for k in k0..k1 {
-        let br: &[T; NR] = b.data[k * b.ld + j0..k * b.ld + j0 + NR].try_into().expect("tile width");
+        let br: &[T; W] = b.data[k * b.ld + j0..k * b.ld + j0 + W].try_into().expect("tile width");
         for (r, row) in acc.iter_mut().enumerate() {
             let av = a.data[(i0 + r) * a.ld + k];
-            for j in 0..NR {
+            for j in 0..W {
                 row[j] = if FMA { av.mul_add(br[j], row[j]) } else { row[j] + av * br[j] };
             }
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        let cr = &mut c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + NR];
-        for j in 0..NR {
+        let cr = &mut c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + W];
+        for j in 0..W {
             cr[j] += row[j];
         }
     }
@@ -144,7 +152,13 @@ mod tests {
 
     #[test]
     fn matches_a_naive_product_with_limits() {
-        let (m, k, n) = (7usize, 19usize, 37usize);
+        for n in [37usize, 8, 13, 24] {
+            check(n);
+        }
+    }
+
+    fn check(n: usize) {
+        let (m, k) = (7usize, 19usize);
         let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 13) as f64 - 6.0).collect();
         let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 11) as f64 - 5.0).collect();
         let mut c = vec![1.0; m * n];

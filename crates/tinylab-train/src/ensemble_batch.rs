@@ -7,6 +7,7 @@ use tinylab_model::ensemble::weighted_log_likelihood;
 use tinylab_model::EnsembleModel;
 use tinylab_tasks::{Batch, IGNORE};
 
+use crate::ensemble_step::rows;
 use crate::eval::EvalData;
 use crate::metrics::MetricRow;
 
@@ -33,6 +34,22 @@ impl EnsembleBatch {
     /// Stacks one token batch per member (all of one size). With `mean`, member `i`'s weights
     /// are `−1/N_i` (training: mean cross-entropy); otherwise `−1` (evaluation: summed).
     pub fn new(batches: &[Batch], device: &Device, mean: bool) -> Result<Self> {
+        Self::build(batches, device, |_, n| if mean { -1.0 / n as f64 } else { -1.0 })
+    }
+
+    /// Stacks one slice of every member's batch for data-parallel training: member `i`'s
+    /// weights are `−1/denominators[i]` (its labelled count over the whole batch), so the
+    /// slices' losses and gradients add up to the whole batch's mean cross-entropy.
+    pub fn with_denominators(batches: &[Batch], device: &Device, denominators: &[usize]) -> Result<Self> {
+        if denominators.len() != batches.len() {
+            candle_core::bail!("{} denominators for {} members", denominators.len(), batches.len());
+        }
+        Self::build(batches, device, |i, _| -1.0 / denominators[i].max(1) as f64)
+    }
+
+    /// Stacks the batches; `weight(i, n_i)` is the weight of each of member `i`'s `n_i`
+    /// labelled positions.
+    fn build(batches: &[Batch], device: &Device, weight: impl Fn(usize, usize) -> f64) -> Result<Self> {
         let Some(first) = batches.first() else { candle_core::bail!("no member batches") };
         let (b, t) = (first.batch_size, first.seq_len);
         let mut tokens = Vec::with_capacity(batches.len() * b * t);
@@ -56,7 +73,7 @@ impl EnsembleBatch {
         let (mut select, mut targets, mut weights) =
             (vec![0u32; s * n], vec![0u32; s * n], vec![0f64; s * n]);
         for (i, l) in labelled.iter().enumerate() {
-            let w = if mean { -1.0 / l.len() as f64 } else { -1.0 };
+            let w = weight(i, l.len());
             for (j, &(pos, y)) in l.iter().enumerate() {
                 (select[i * n + j], targets[i * n + j], weights[i * n + j]) = (pos, y, w);
             }
@@ -90,41 +107,47 @@ impl EnsembleBatch {
     }
 }
 
-/// Rows `r0..r1` of a token batch.
-fn rows(batch: &Batch, r0: usize, r1: usize) -> Batch {
-    let t = batch.seq_len;
-    let mut out = Batch::empty(r1 - r0, t);
-    out.inputs.copy_from_slice(&batch.inputs[r0 * t..r1 * t]);
-    out.targets.copy_from_slice(&batch.targets[r0 * t..r1 * t]);
-    out
-}
-
 /// Evaluates member `i` of `model` on `evals[i]` (its own sets, generated from its seed): mean
 /// loss and accuracy over each set, as `EvalData::evaluate` computes them for a solo model.
 /// Batches are split so that one attention score tensor of all members stays around 2^25
-/// floats. Returns one list of `eval.<name>` rows per member.
-pub fn evaluate(model: &EnsembleModel, evals: &[&[EvalData]], step: usize) -> Result<Vec<Vec<MetricRow>>> {
+/// floats, and with `shards > 1` into at least `shards` row chunks evaluated on as many
+/// threads (candle single-threaded); the chunks' sums are added in chunk order either way.
+/// Returns one list of `eval.<name>` rows per member.
+pub fn evaluate(
+    model: &EnsembleModel,
+    evals: &[&[EvalData]],
+    step: usize,
+    shards: usize,
+) -> Result<Vec<Vec<MetricRow>>> {
     let s = model.size();
     if evals.len() != s {
         candle_core::bail!("{} eval lists for {s} members", evals.len());
     }
+    let shards = shards.max(1);
     let mut out = vec![Vec::new(); s];
     for (e, first) in evals[0].iter().enumerate() {
-        let (mut loss, mut correct, mut count) = (vec![0f64; s], vec![0usize; s], vec![0usize; s]);
+        // (batch, first row, end row) of every chunk
+        let mut chunks = Vec::new();
         for (j, b0) in first.batches().iter().enumerate() {
             let t = b0.seq_len;
             let fit = (1usize << 25) / (s * t * t * model.config().n_heads).max(1);
-            let chunk = fit.clamp(1, b0.batch_size);
-            for r0 in (0..b0.batch_size).step_by(chunk) {
-                let r1 = (r0 + chunk).min(b0.batch_size);
-                let parts: Vec<Batch> = evals.iter().map(|m| rows(&m[e].batches()[j], r0, r1)).collect();
-                let eb = EnsembleBatch::new(&parts, model.device(), false)?;
-                let logits = model.evaluate(&eb.tokens, Some(&eb.select))?;
-                let sums = eb.loss(&logits)?.1.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-                for (i, c) in eb.correct(&logits)?.into_iter().enumerate() {
-                    (loss[i], correct[i], count[i]) =
-                        (loss[i] + sums[i], correct[i] + c, count[i] + eb.host_targets[i].len());
-                }
+            let chunk = fit.min(b0.batch_size.div_ceil(shards)).clamp(1, b0.batch_size);
+            chunks
+                .extend((0..b0.batch_size).step_by(chunk).map(|r0| (j, r0, (r0 + chunk).min(b0.batch_size))));
+        }
+        let one = |&(j, r0, r1): &(usize, usize, usize)| -> Result<(Vec<f64>, Vec<usize>, Vec<usize>)> {
+            let parts: Vec<Batch> = evals.iter().map(|m| rows(&m[e].batches()[j], r0, r1)).collect();
+            let eb = EnsembleBatch::new(&parts, model.device(), false)?;
+            let logits = model.evaluate(&eb.tokens, Some(&eb.select))?;
+            let sums = eb.loss(&logits)?.1.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let counts = eb.host_targets.iter().map(Vec::len).collect();
+            Ok((sums, eb.correct(&logits)?, counts))
+        };
+        let results = par_map(&chunks, shards, one)?;
+        let (mut loss, mut correct, mut count) = (vec![0f64; s], vec![0usize; s], vec![0usize; s]);
+        for (sums, c, n) in results {
+            for i in 0..s {
+                (loss[i], correct[i], count[i]) = (loss[i] + sums[i], correct[i] + c[i], count[i] + n[i]);
             }
         }
         let split = format!("eval.{}", first.name);
@@ -140,4 +163,26 @@ pub fn evaluate(model: &EnsembleModel, evals: &[&[EvalData]], step: usize) -> Re
         }
     }
     Ok(out)
+}
+
+/// `f` of every item, in order; with `threads > 1` the items are split into that many
+/// contiguous groups, each mapped on its own thread.
+fn par_map<I: Sync, O: Send>(
+    items: &[I],
+    threads: usize,
+    f: impl Fn(&I) -> Result<O> + Sync,
+) -> Result<Vec<O>> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    let groups: Vec<Result<Vec<O>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|g| scope.spawn(move || g.iter().map(f).collect::<Result<Vec<O>>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    Ok(groups.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
 }

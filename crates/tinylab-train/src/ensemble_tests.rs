@@ -69,7 +69,14 @@ fn solo(e: &Experiment, dir: &Path) -> Summary {
 }
 
 fn batched(exps: &[Experiment], dirs: &[PathBuf], stop_after: Option<usize>) -> Vec<RunOutcome> {
-    let opts = EnsembleRunOptions { dirs: dirs.to_vec(), force: false, threads: 1, stop_after, quiet: true };
+    let opts = EnsembleRunOptions {
+        dirs: dirs.to_vec(),
+        force: false,
+        threads: 1,
+        shards: 1,
+        stop_after,
+        quiet: true,
+    };
     run_ensemble(exps, &opts).unwrap().into_iter().map(|o| o.unwrap()).collect()
 }
 
@@ -162,6 +169,28 @@ fn members_stop_early_on_their_own_and_the_rest_continue() {
     let steps: Vec<usize> = s.iter().map(|x| x.steps).collect();
     assert!(steps.iter().any(|&x| x < 60), "some member stops early: {steps:?}");
     assert!(steps.iter().any(|&x| x != steps[0]), "members stop at different steps: {steps:?}");
+}
+
+#[test]
+fn data_parallel_slices_train_like_one_graph() {
+    // The same two seeds with every step's batch (and every evaluation) split over 3 threads:
+    // metrics within float tolerance of the one-graph run, same final weights to 1e-4.
+    let exps: Vec<Experiment> = [1, 2].iter().map(|&s| exp(CAT, &[], s)).collect();
+    let (a, b) = (tmp_dir("dp-one"), tmp_dir("dp-three"));
+    let dirs = |r: &Path| vec![r.join("seed1"), r.join("seed2")];
+    batched(&exps, &dirs(&a), None);
+    let opts = EnsembleRunOptions { dirs: dirs(&b), shards: 3, quiet: true, ..Default::default() };
+    run_ensemble(&exps, &opts).unwrap().into_iter().for_each(|o| drop(o.unwrap()));
+    for (x, y) in dirs(&a).iter().zip(dirs(&b)) {
+        let m = |d: &Path| read_rows(&d.join("metrics.jsonl")).unwrap();
+        assert_rows_close(&m(x), &m(&y), "3 slices vs one graph");
+        let last = |d: &Path| crate::rundir::RunDir::new(d).last_checkpoint().unwrap().1;
+        let d = checkpoint_diff(&last(x), &last(&y));
+        assert!(d < 1e-4, "final weights and moments differ by {d}");
+    }
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 #[test]

@@ -22,9 +22,10 @@ use anyhow::{anyhow, bail, ensure, Result};
 use candle_core::{DType, Device, Tensor};
 use tinylab_model::EnsembleModel;
 
-use crate::ensemble_batch::{evaluate, EnsembleBatch};
+use crate::ensemble_batch::evaluate;
 use crate::ensemble_member::Member;
 use crate::ensemble_optim::{clip_per_member, EnsembleOptimizer};
+use crate::ensemble_step::{forward_backward, StepGrads};
 use crate::experiment::Experiment;
 use crate::metrics::MetricRow;
 use crate::progress::Progress;
@@ -41,6 +42,10 @@ pub struct EnsembleRunOptions {
     pub force: bool,
     /// Compute threads recorded in each `run.json`.
     pub threads: usize,
+    /// Data-parallel slices of every step's batch, each on its own thread (1 = one graph on
+    /// the calling thread; see [`forward_backward`]). With more than one, run candle
+    /// single-threaded (`RAYON_NUM_THREADS=1`).
+    pub shards: usize,
     /// Stop after this step as if interrupted (tests of resume).
     pub stop_after: Option<usize>,
     /// No progress output.
@@ -158,7 +163,7 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
     let mut progress = Progress::new(tr.steps, start_step, opts.quiet);
     if start_step == 0 {
         let evals: Vec<_> = members.iter().map(|m| m.evals.as_slice()).collect();
-        let rows = evaluate(&model, &evals, 0)?;
+        let rows = evaluate(&model, &evals, 0, opts.shards)?;
         progress.eval(&mean_rows(&rows));
         members.iter_mut().zip(rows).try_for_each(|(m, r)| m.write(r))?;
     }
@@ -168,11 +173,8 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
         let batches: Vec<_> = members.iter_mut().map(|m| m.data.next_batch()).collect();
         step += 1;
         let log_now = step.is_multiple_of(tr.log_every) || step == tr.steps;
-        let eb = EnsembleBatch::new(&batches, &device, true)?;
-        let logits = model.forward(&eb.tokens, Some(&eb.select))?;
-        let (loss, per_member) = eb.loss(&logits)?;
-        let correct = if log_now { Some(eb.correct(&logits)?) } else { None };
-        let mut grads = loss.backward()?;
+        let StepGrads { mut grads, losses, correct, labelled } =
+            forward_backward(&model, &batches, opt.params(), opts.shards, log_now)?;
         let norms = match tr.grad_clip > 0.0 {
             true => Some(clip_per_member(&mut grads, opt.params(), model.size(), tr.grad_clip)?),
             false => None,
@@ -183,7 +185,6 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
         let mut failed: Vec<Option<String>> = vec![None; members.len()];
         let mut train_log = None;
         if let Some(correct) = correct {
-            let losses = per_member.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             let (mut mean_loss, mut mean_acc) = (0.0, 0.0);
             for (k, r) in rows.iter_mut().enumerate() {
                 let lv = losses[k];
@@ -193,7 +194,7 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
                     ));
                     continue;
                 }
-                let acc = correct[k] as f64 / eb.host_targets[k].len() as f64;
+                let acc = correct[k] as f64 / labelled[k] as f64;
                 for (m, v) in [("loss", lv), ("acc", acc), ("lr", lr)] {
                     r.push(MetricRow { step, split: "train".into(), metric: m.into(), value: v });
                 }
@@ -213,7 +214,7 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
         let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps;
         if eval_now {
             let evals: Vec<_> = members.iter().map(|m| m.evals.as_slice()).collect();
-            let eval_rows = evaluate(&model, &evals, step)?;
+            let eval_rows = evaluate(&model, &evals, step, opts.shards)?;
             progress.eval(&mean_rows(&eval_rows));
             for (k, (m, r)) in members.iter_mut().zip(eval_rows).enumerate() {
                 if let Some(es) = &tr.early_stop {

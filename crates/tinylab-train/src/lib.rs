@@ -12,6 +12,7 @@ pub mod data;
 pub mod ensemble_batch;
 mod ensemble_member;
 pub mod ensemble_optim;
+pub mod ensemble_step;
 pub mod ensemble_trainer;
 pub mod eval;
 pub mod experiment;
