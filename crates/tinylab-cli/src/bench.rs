@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -17,6 +16,8 @@ use tinylab_model::{EnsembleModel, ForwardOptions, Model, ModelConfig, Positiona
 use tinylab_tasks::Batch;
 use tinylab_train::ensemble_optim::EnsembleOptimizer;
 use tinylab_train::ensemble_step::forward_backward;
+
+use crate::bench_ensemble::time_steps;
 use tinylab_train::optim::OptimConfig;
 
 /// Arguments of `tinylab bench`.
@@ -287,69 +288,50 @@ fn random_batch(b: usize, t: usize, v: usize) -> Batch {
     batch
 }
 
-/// Times `steps` training steps of one size on the fused engine (`tinylab run --fused`: the
-/// seed-batched model with one member, its fused ops and AdamW); returns the JSON row.
-fn fused_worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
-    let (d, t, b) = size(name)?;
-    let v = 64;
-    let dev = Device::Cpu;
-    let model = EnsembleModel::new(&bench_config(d, t, v), &[0], &dev, DType::F32)?;
-    let mut opt = EnsembleOptimizer::new(&OptimConfig::default(), model.params().trainable(), 1)?;
-    let batch = [random_batch(b, t, v)];
-    let shards = data_parallel_shards();
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = Instant::now();
-        let grads = forward_backward(&model, &batch, opt.params(), shards, false)?.grads;
-        opt.step(&grads, 1e-3)?;
-        if i >= warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let threads = shards;
-    Ok(json!({
-        "impl": "tinylab-fused", "threads": threads, "d_model": d, "seq_len": t, "batch": b, "layers": 2,
-        "heads": 4, "vocab": v, "mlp": true, "params": model.params().num_trainable(), "steps": steps,
-        "median_step_s": median, "steps_per_s": 1.0 / median, "min_step_s": times[0],
-    }))
-}
-
-/// Times `steps` training steps of one size in this process; returns the JSON row.
+/// Times `steps` training steps of one size in this process; returns the JSON row. `NAME`
+/// times the default engine (candle graph of `Model`, candle's threads), `NAME:fused` the
+/// fused engine (`tinylab run --fused`: the seed-batched model with one member, the threads as
+/// data-parallel slices).
 fn worker(name: &str, steps: usize, warmup: usize) -> Result<Value> {
-    if let Some(size) = name.strip_suffix(":fused") {
-        return fused_worker(size, steps, warmup);
-    }
-    let (d, t, b) = size(name)?;
+    let (size_name, fused) = match name.strip_suffix(":fused") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let (d, t, b) = size(size_name)?;
     let v = 64;
-    let cfg = bench_config(d, t, v);
-    let dev = Device::Cpu;
-    let model = Model::new(&cfg, 0, &dev, DType::F32)?;
-    let mut opt = OptimConfig::default().build(model.params().trainable())?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let toks: Vec<u32> = (0..b * t).map(|_| rng.gen_range(0..v as u32)).collect();
-    let tgts: Vec<u32> = (0..b * t).map(|_| rng.gen_range(0..v as u32)).collect();
-    let tokens = Tensor::from_vec(toks, (b, t), &dev)?;
-    let targets = Tensor::from_vec(tgts, b * t, &dev)?;
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = Instant::now();
-        let logits = model.forward(&tokens, ForwardOptions::default())?.logits.reshape((b * t, v))?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
-        let grads = loss.backward()?;
-        opt.step(&grads, 1e-3)?;
-        if i >= warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let threads: usize = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (cfg, dev) = (bench_config(d, t, v), Device::Cpu);
+    let batch = random_batch(b, t, v);
+    let (timing, params, threads) = if fused {
+        let shards = data_parallel_shards();
+        let model = EnsembleModel::new(&cfg, &[0], &dev, DType::F32)?;
+        let mut opt = EnsembleOptimizer::new(&OptimConfig::default(), model.params().trainable(), 1)?;
+        let batch = [batch];
+        let timing = time_steps(steps, warmup, || {
+            let grads = forward_backward(&model, &batch, opt.params(), shards, false)?.grads;
+            opt.step(&grads, 1e-3)?;
+            Ok([0.0; 3])
+        })?;
+        (timing, model.params().num_trainable(), shards)
+    } else {
+        let model = Model::new(&cfg, 0, &dev, DType::F32)?;
+        let mut opt = OptimConfig::default().build(model.params().trainable())?;
+        let tokens = Tensor::from_vec(batch.inputs.clone(), (b, t), &dev)?;
+        let targets: Vec<u32> = batch.targets.iter().map(|&y| y as u32).collect();
+        let targets = Tensor::from_vec(targets, b * t, &dev)?;
+        let timing = time_steps(steps, warmup, || {
+            let logits = model.forward(&tokens, ForwardOptions::default())?.logits.reshape((b * t, v))?;
+            let grads = candle_nn::loss::cross_entropy(&logits, &targets)?.backward()?;
+            opt.step(&grads, 1e-3)?;
+            Ok([0.0; 3])
+        })?;
+        let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(0usize);
+        (timing, model.params().num_trainable(), threads)
+    };
     Ok(json!({
-        "impl": "tinylab", "threads": threads, "d_model": d, "seq_len": t, "batch": b, "layers": 2, "heads": 4,
-        "vocab": v, "mlp": true, "params": model.params().num_trainable(), "steps": steps,
-        "median_step_s": median, "steps_per_s": 1.0 / median, "min_step_s": times[0],
+        "impl": if fused { "tinylab-fused" } else { "tinylab" }, "threads": threads, "d_model": d, "seq_len": t,
+        "batch": b, "layers": 2, "heads": 4, "vocab": v, "mlp": true, "params": params, "steps": steps,
+        "median_step_s": timing.median, "steps_per_s": 1.0 / timing.median, "min_step_s": timing.min,
+        "cpu_s_per_step": timing.cpu,
     }))
 }
 

@@ -41,19 +41,23 @@ fn setup(config: &Path, members: usize) -> Result<(Vec<Experiment>, Vec<Batch>)>
 }
 
 /// Timings of a run of steps (seconds).
-struct Timing {
+pub(crate) struct Timing {
     /// Median wall time of a step.
-    median: f64,
+    pub median: f64,
     /// Fastest step.
-    min: f64,
+    pub min: f64,
     /// Median of each phase the step reports: forward, backward, update.
     phases: [f64; 3],
     /// CPU time of the process (all threads) per step: the work done, whatever else runs.
-    cpu: f64,
+    pub cpu: f64,
 }
 
 /// Times `steps` calls of `step` after `warmup` untimed ones.
-fn time_steps(steps: usize, warmup: usize, mut step: impl FnMut() -> Result<[f64; 3]>) -> Result<Timing> {
+pub(crate) fn time_steps(
+    steps: usize,
+    warmup: usize,
+    mut step: impl FnMut() -> Result<[f64; 3]>,
+) -> Result<Timing> {
     let (mut times, mut phases) = (Vec::with_capacity(steps), [vec![], vec![], vec![]]);
     let mut cpu0 = 0.0;
     for i in 0..warmup + steps {

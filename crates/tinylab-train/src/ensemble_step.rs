@@ -6,7 +6,7 @@
 //! processes do.
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Result, Var};
+use candle_core::{DType, Result, Tensor, Var};
 use tinylab_model::EnsembleModel;
 use tinylab_tasks::{Batch, IGNORE};
 
@@ -16,9 +16,9 @@ use crate::ensemble_batch::EnsembleBatch;
 pub struct StepGrads {
     /// `∂(Σ_i mean-CE_i)/∂θ` for every trainable weight.
     pub grads: GradStore,
-    /// Each member's mean cross-entropy over its labelled positions.
-    pub losses: Vec<f64>,
-    /// With `count_correct`: each member's number of labelled positions predicted right.
+    /// With `observe`: each member's mean cross-entropy over its labelled positions.
+    pub losses: Option<Vec<f64>>,
+    /// With `observe`: each member's number of labelled positions predicted right.
     pub correct: Option<Vec<usize>>,
     /// Each member's number of labelled positions.
     pub labelled: Vec<usize>,
@@ -30,6 +30,8 @@ pub struct StepGrads {
 /// with no labelled position), one graph per slice on its own thread, each slice's loss
 /// weighted `−1/N_i` with `N_i` member `i`'s labelled count over the *whole* batch, so the
 /// summed gradients equal the one-graph gradient up to float rounding (summation order).
+/// With `observe` the losses and correct counts are read back to the host (logging steps
+/// only: a host read waits for the whole step).
 ///
 /// `params`: the trainable weights whose gradients are summed across slices.
 pub fn forward_backward(
@@ -37,38 +39,40 @@ pub fn forward_backward(
     batches: &[Batch],
     params: &[(String, Var)],
     shards: usize,
-    count_correct: bool,
+    observe: bool,
 ) -> Result<StepGrads> {
     let labelled: Vec<usize> =
         batches.iter().map(|b| b.targets.iter().filter(|&&y| y != IGNORE).count()).collect();
-    let slices = row_slices(batches, shards);
-    if slices.len() <= 1 {
-        let eb = EnsembleBatch::new(batches, model.device(), true)?;
+    // one slice: its forward, backward, per-member loss `[S]` and (observed) correct counts
+    let run = |(r0, r1): (usize, usize)| -> Result<(GradStore, Tensor, Option<Vec<usize>>)> {
+        let whole = r0 == 0 && r1 == batches[0].batch_size;
+        let sliced: Vec<Batch>;
+        let parts = if whole {
+            batches
+        } else {
+            sliced = batches.iter().map(|b| rows(b, r0, r1)).collect();
+            &sliced
+        };
+        let eb = EnsembleBatch::with_denominators(parts, model.device(), &labelled)?;
         let logits = model.forward(&eb.tokens, Some(&eb.select))?;
         let (loss, per_member) = eb.loss(&logits)?;
-        let correct = if count_correct { Some(eb.correct(&logits)?) } else { None };
-        let grads = loss.backward()?;
-        let losses = per_member.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        return Ok(StepGrads { grads, losses, correct, labelled });
-    }
-    let run = |(r0, r1): (usize, usize)| -> Result<(GradStore, Vec<f64>, Option<Vec<usize>>)> {
-        let parts: Vec<Batch> = batches.iter().map(|b| rows(b, r0, r1)).collect();
-        let eb = EnsembleBatch::with_denominators(&parts, model.device(), &labelled)?;
-        let logits = model.forward(&eb.tokens, Some(&eb.select))?;
-        let (loss, per_member) = eb.loss(&logits)?;
-        let correct = if count_correct { Some(eb.correct(&logits)?) } else { None };
-        let grads = loss.backward()?;
-        Ok((grads, per_member.to_dtype(DType::F64)?.to_vec1::<f64>()?, correct))
+        let correct = if observe { Some(eb.correct(&logits)?) } else { None };
+        Ok((loss.backward()?, per_member, correct))
     };
-    let results: Vec<Result<_>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = slices[1..].iter().map(|&s| scope.spawn(move || run(s))).collect();
-        let first = run(slices[0]);
-        std::iter::once(first)
-            .chain(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
-            .collect()
-    });
+    let slices = row_slices(batches, shards);
+    let results: Vec<Result<_>> = if slices.len() == 1 {
+        vec![run(slices[0])]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = slices[1..].iter().map(|&s| scope.spawn(move || run(s))).collect();
+            let first = run(slices[0]);
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+                .collect()
+        })
+    };
     let mut results = results.into_iter().collect::<Result<Vec<_>>>()?.into_iter();
-    let (mut grads, mut losses, mut correct) = results.next().expect("at least two slices");
+    let (mut grads, mut per_member, mut correct) = results.next().expect("at least one slice");
     for (g, l, c) in results {
         for (_, var) in params {
             let t = var.as_tensor();
@@ -80,11 +84,12 @@ pub fn forward_backward(
                 grads.insert(t, sum);
             }
         }
-        losses.iter_mut().zip(&l).for_each(|(a, b)| *a += b);
+        per_member = (per_member + l)?;
         if let (Some(acc), Some(c)) = (correct.as_mut(), c) {
             acc.iter_mut().zip(c).for_each(|(a, b)| *a += b);
         }
     }
+    let losses = if observe { Some(per_member.to_dtype(DType::F64)?.to_vec1::<f64>()?) } else { None };
     Ok(StepGrads { grads, losses, correct, labelled })
 }
 
@@ -121,7 +126,7 @@ pub(crate) fn rows(batch: &Batch, r0: usize, r1: usize) -> Batch {
 
 /// Largest absolute elementwise difference of two tensors (test helper).
 #[cfg(test)]
-pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f64 {
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b)
         .and_then(|d| d.abs())
         .and_then(|d| d.to_dtype(DType::F64))
@@ -171,7 +176,7 @@ mod tests {
         let one = forward_backward(&model, &data, &params, 1, true).unwrap();
         for shards in [2, 3] {
             let many = forward_backward(&model, &data, &params, shards, true).unwrap();
-            for (a, b) in one.losses.iter().zip(&many.losses) {
+            for (a, b) in one.losses.as_ref().unwrap().iter().zip(many.losses.as_ref().unwrap()) {
                 assert!((a - b).abs() < 1e-12, "{shards} slices: loss {a} vs {b}");
             }
             assert_eq!(one.correct, many.correct);

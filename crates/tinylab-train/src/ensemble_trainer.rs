@@ -184,7 +184,7 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
         let mut rows: Vec<Vec<MetricRow>> = vec![Vec::new(); members.len()];
         let mut failed: Vec<Option<String>> = vec![None; members.len()];
         let mut train_log = None;
-        if let Some(correct) = correct {
+        if let (Some(correct), Some(losses)) = (correct, losses) {
             let (mut mean_loss, mut mean_acc) = (0.0, 0.0);
             for (k, r) in rows.iter_mut().enumerate() {
                 let lv = losses[k];

@@ -1,7 +1,6 @@
 //! The experiment file: `[task]`, `[model]`, `[train]`, `[[eval]]`, `[[check]]`, typed and
 //! validated, with `--set` overrides. Every error names the file, the key and what is allowed.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -10,28 +9,10 @@ use tinylab_tasks::TaskConfig;
 use toml::{Table, Value};
 
 use crate::checks::CheckSpec;
+pub use crate::config_error::ConfigError;
 use crate::curriculum::{resolve_curriculum, Curriculum, CurriculumConfig};
 use crate::overrides;
 pub use crate::train_config::{DataMode, EarlyStop, TrainConfig};
-
-/// A configuration problem: which file, which key, what is wrong and what is allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The experiment file (or `--set` for overrides).
-    pub file: String,
-    /// Dotted key path, e.g. `model.conv_kernel` or `eval[1].seq_len`.
-    pub key: String,
-    /// What is wrong; what is allowed.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.key, self.message.replace('\n', " "))
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The experiment file as written (eval entries still raw task overrides).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod checks;
+mod config_error;
 pub mod curriculum;
 pub mod data;
 pub mod ensemble_batch;
