@@ -31,8 +31,9 @@ pub struct RunArgs {
     pub batched: bool,
     /// Train on the fused engine: the seed-batched graph with one member (fused ops with
     /// hand-written backward; docs/perf.md). Same run directory, metrics equal to the default
-    /// engine's to float tolerance (not bit for bit); refused with the reason for curricula,
-    /// continuous-input tasks and attention masks. With --seeds, every seed's process uses it.
+    /// engine's to float tolerance (not bit for bit), curricula included; refused with the
+    /// reason for continuous-input tasks and attention masks. With --seeds, every seed's
+    /// process uses it.
     #[arg(long)]
     pub fused: bool,
     /// With --seeds: how many seeds run at once.

@@ -58,7 +58,7 @@ pub use mqar::{Mqar, MqarConfig};
 pub use ocr::Ocr;
 pub use ocr_config::{OcrConfig, OcrSplit, OcrWorld, OcrWorldKind};
 pub use parity::Parity;
-pub use parity_config::{LevelMask, ParityConfig, ParityNode};
+pub use parity_config::{LevelMask, ParityConfig, ParityNode, ParityTargets};
 pub use reversal::Reversal;
 pub use reversal_config::{ReversalBridge, ReversalBridgeRelation, ReversalConfig, ReversalSplit};
 pub use selective_copying::{SelectiveCopying, SelectiveCopyingConfig};

@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 
 use crate::config::ensure;
-use crate::{Batch, LevelMask, ParityConfig, ParityNode, Task, TaskError, TaskRng, IGNORE};
+use crate::{Batch, LevelMask, ParityConfig, ParityNode, ParityTargets, Task, TaskError, TaskRng, IGNORE};
 
 /// Offsets of the removal smoothing run over `0..SMOOTHING_OFFSETS`, as ICoT's
 /// `compute_lambda_distribution(truncate_length=100)`.
@@ -24,7 +24,9 @@ const SMOOTHING_OFFSETS: f64 = 100.0;
 /// `Z`; the targets are the next tokens at the positions predicting a thinking token or the
 /// root (positions `n..n+k-1`), [`IGNORE`] elsewhere (no loss on the bits or `SEP`), and
 /// [`IGNORE`] at a position predicting a zero-filled node unless `loss_on_removed`. The root
-/// target, at the last position, is always present.
+/// target, at the last position, is always present. With `targets = "in_place"` the root
+/// gets a slot of its own (`n + k` inputs) and zero-filled nodes are predicted at their own
+/// slots (see [`ParityConfig::targets`]).
 ///
 /// Per sequence the generator draws the `n` bits, then exactly one uniform `f64` (the
 /// smoothing offset, used only when `removal_smoothing > 0`): the same seed yields the same
@@ -98,7 +100,7 @@ impl Parity {
             }
             None => draw_secret(cfg.secret_seed, n, k),
         };
-        let nodes = build_nodes(n, &secret);
+        let nodes = build_nodes(n, &secret, cfg.targets == ParityTargets::InPlace);
         Ok(Self { cfg, secret, nodes })
     }
 
@@ -178,13 +180,36 @@ impl Parity {
         let removed = (self.base_zero_filled() + self.offset(u)).min(k - 2);
         let values = self.tree_values(&input[..n]);
         input[n] = Self::SEP;
+        let in_place = self.in_place();
+        target[n..].fill(IGNORE);
+        let last = values.len() - 1; // the root
         for (m, &v) in values.iter().enumerate() {
             let zero = m < removed;
-            if m + 1 < values.len() {
-                input[n + 1 + m] = if zero { Self::Z } else { v };
+            let slot = n + 1 + m;
+            if m < last {
+                input[slot] = if zero { Self::Z } else { v };
             }
-            target[n + m] = if zero && !self.cfg.loss_on_removed { IGNORE } else { v as i32 };
+            let v = v as i32;
+            if in_place {
+                if m == last {
+                    input[slot] = Self::Z;
+                    target[slot] = v;
+                } else if zero {
+                    if self.cfg.loss_on_removed {
+                        target[slot] = v;
+                    }
+                } else if m > removed || removed == 0 || !self.cfg.loss_on_removed {
+                    target[slot - 1] = v;
+                }
+            } else if !zero || self.cfg.loss_on_removed {
+                target[slot - 1] = v;
+            }
         }
+    }
+
+    /// Whether the targets are in place (`targets = "in_place"`).
+    fn in_place(&self) -> bool {
+        self.cfg.targets == ParityTargets::InPlace
     }
 }
 
@@ -200,8 +225,9 @@ fn draw_secret(seed: u64, n: usize, k: usize) -> Vec<usize> {
     all
 }
 
-/// The `k - 1` nodes of the tree over `secret` (level order), for `n` input bits.
-fn build_nodes(n: usize, secret: &[usize]) -> Vec<ParityNode> {
+/// The `k - 1` nodes of the tree over `secret` (level order), for `n` input bits; with
+/// `in_place` every node is predicted (the root) or probed at its own slot.
+fn build_nodes(n: usize, secret: &[usize], in_place: bool) -> Vec<ParityNode> {
     let k = secret.len();
     let mut nodes = Vec::with_capacity(k - 1);
     let (mut level, mut width, mut first) = (1, k / 2, 0);
@@ -209,6 +235,7 @@ fn build_nodes(n: usize, secret: &[usize]) -> Vec<ParityNode> {
         for j in 0..width {
             let m = first + j;
             let slot = n + 1 + m;
+            let predicted_at = if in_place && width == 1 { slot } else { slot - 1 };
             let children = if level == 1 {
                 [secret[2 * j], secret[2 * j + 1]]
             } else {
@@ -219,8 +246,8 @@ fn build_nodes(n: usize, secret: &[usize]) -> Vec<ParityNode> {
                 level,
                 index: j,
                 slot,
-                predicted_at: slot - 1,
-                probe_position: slot - 1,
+                predicted_at,
+                probe_position: if in_place { slot } else { predicted_at },
                 children,
             });
         }
@@ -241,7 +268,7 @@ impl Task for Parity {
     }
 
     fn seq_len(&self) -> usize {
-        self.cfg.n_bits + self.cfg.k - 1
+        self.cfg.n_bits + self.cfg.k - usize::from(!self.in_place())
     }
 
     fn generate(&self, rng: &mut TaskRng, batch_size: usize) -> Batch {
@@ -264,11 +291,11 @@ impl Task for Parity {
     }
 
     /// `"level1"`, …, `"level{L}"`: the value of each level-`ℓ` node at its
-    /// [`probe_position`](ParityNode::probe_position) (the position whose next-token target is
-    /// the node: where next-token training makes the model compute it, also when its own slot
-    /// is zero-filled), whether or not it is zero-filled; [`IGNORE`] elsewhere. The values
+    /// [`probe_position`](ParityNode::probe_position) (the position trained to output the node
+    /// when it is zero-filled: the one predicting it, or its slot with `targets =
+    /// "in_place"`), whether or not it is zero-filled; [`IGNORE`] elsewhere. The values
     /// are recomputed from the bits in the inputs.
-    /// With `level_mask`: layer `ℓ ≤ L` restricts the positions predicting level-`ℓ` nodes to
+    /// With `level_mask`: layer `ℓ ≤ L` restricts the probe positions of level-`ℓ` nodes to
     /// the carriers of level `ℓ−1` (see [`ParityConfig::level_mask`]).
     fn attention_masks(&self, n_layers: usize) -> Vec<Option<Vec<bool>>> {
         if self.cfg.level_mask == LevelMask::Off {
@@ -302,7 +329,7 @@ impl Task for Parity {
                 }
                 let keys = carriers(level - 1);
                 for node in self.nodes.iter().filter(|n| n.level == level) {
-                    let q = node.predicted_at;
+                    let q = node.probe_position;
                     for k in 0..t {
                         allowed[q * t + k] = keys.contains(&k);
                     }

@@ -46,13 +46,36 @@ pub struct ParityConfig {
     /// the loss on the root only. Overrides `zero_filled` (acts as `zero_filled = k-2`).
     pub answer_only: bool,
     /// The Log-ICoT theory's tree-level attention mask (default `"off"`). `"tree"`: in layer
-    /// `ℓ` (counted from 1, `ℓ ≤ L`), the position predicting a level-`ℓ` node may attend only
+    /// `ℓ` (counted from 1, `ℓ ≤ L`), the position computing a level-`ℓ` node
+    /// ([`ParityNode::probe_position`]) may attend only
     /// to the carriers of level `ℓ−1`: the input bits for `ℓ = 1`, else the slots of the
     /// level-`ℓ−1` nodes and the positions predicting them; other queries are unrestricted.
     /// `"strict"`: the same, and in layer `ℓ ≤ L` every other query attends only to itself,
     /// so level `ℓ` can be gathered by layer `ℓ` alone. Layers above `L` are unrestricted.
     /// See [`Task::attention_masks`](crate::Task::attention_masks).
     pub level_mask: LevelMask,
+    /// Where the nodes are predicted (default `"next_token"`). `"next_token"`: every node is
+    /// the target of the position before its slot (the root: of the last input position).
+    /// `"in_place"`: a node's value lives at one position in every stage — the root gets a slot
+    /// of its own (input always `Z`, one more position: `seq_len = n_bits + k`) and is
+    /// predicted there; a zero-filled node (with `loss_on_removed`) is the target of its own
+    /// slot, where its parent reads it in every stage; a written-out node stays the next-token
+    /// target of the position before its slot unless that position holds a zero-filled node's
+    /// own target (so with `loss_on_removed` the first written-out node after the zero-filled
+    /// ones has no target).
+    pub targets: ParityTargets,
+}
+
+/// Where a [`Parity`](crate::Parity) sequence puts the node targets, see
+/// [`ParityConfig::targets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParityTargets {
+    /// Every node at the position predicting it (the next-token chain of thought).
+    #[default]
+    NextToken,
+    /// Zero-filled nodes and the root at their own slots.
+    InPlace,
 }
 
 /// Which tree-level attention mask a [`Parity`](crate::Parity) model uses.
@@ -80,6 +103,7 @@ impl Default for ParityConfig {
             loss_on_removed: false,
             answer_only: false,
             level_mask: LevelMask::Off,
+            targets: ParityTargets::NextToken,
         }
     }
 }
@@ -92,14 +116,16 @@ pub struct ParityNode {
     pub level: usize,
     /// Index `j` of the node within its level (0-based; `z^ℓ_{j+1}` in the paper's notation).
     pub index: usize,
-    /// Input position of the node's token, `n_bits + 1 + m` for node `m` in level order. The
-    /// root's token would sit one past the last input (`seq_len`), so the root has no slot.
+    /// Input position of the node's token, `n_bits + 1 + m` for node `m` in level order. With
+    /// next-token targets the root's token would sit one past the last input (`seq_len`), so
+    /// the root has no slot; with in-place targets it is the last position (input `Z`).
     pub slot: usize,
     /// The input position whose next-token target is this node (`slot - 1`; `seq_len - 1`
-    /// for the root).
+    /// for the root; the root's slot with in-place targets).
     pub predicted_at: usize,
-    /// Where the probes read this node: `predicted_at`, the position trained to output it
-    /// (see [`Task::position_labels`](crate::Task::position_labels)).
+    /// Where the probes read this node and where the tree-level mask puts its query: the
+    /// position trained to output it when zero-filled — `predicted_at`, or the slot with
+    /// `targets = "in_place"` (see [`Task::position_labels`](crate::Task::position_labels)).
     pub probe_position: usize,
     /// Input positions of the two children: the bit positions `s_{2j+1}, s_{2j+2}` at level 1,
     /// the two children's slots above.

@@ -301,3 +301,61 @@ fn level_mask_restricts_each_levels_queries_to_the_level_below() {
     assert_eq!(keys(s2, 10), [8, 9, 10]);
     assert_eq!(keys(s2, 8), [8]);
 }
+
+#[test]
+fn in_place_targets_sit_at_the_nodes_own_slots() {
+    use crate::ParityTargets::InPlace;
+    let cfg = |zero_filled, loss_on_removed| ParityConfig {
+        n_bits: 8,
+        k: 4,
+        secret: Some(vec![5, 1, 6, 3]),
+        zero_filled,
+        loss_on_removed,
+        targets: InPlace,
+        ..Default::default()
+    };
+    // k = 4 (z¹_1 = 0, z¹_2 = 1, root 1): the root has its own slot (11, input Z). Written
+    // out, the level-1 nodes are next-token targets; zero-filled, each is its slot's target;
+    // the written-out z¹_2 right after the zero-filled z¹_1 has no target.
+    let rendered = |c| {
+        let t = task(c);
+        render(&t, &batch(&t, 0, 1), 0)
+    };
+    assert_eq!(
+        rendered(cfg(0, false)),
+        "input:  1 1 1 0 1 1 1 0 SEP 0 1 Z
+target: . . . . . . . . 0   1 . 1"
+    );
+    assert_eq!(
+        rendered(cfg(1, true)),
+        "input:  1 1 1 0 1 1 1 0 SEP Z 1 Z
+target: . . . . . . . . .   0 . 1"
+    );
+    assert_eq!(
+        rendered(cfg(1, false)),
+        "input:  1 1 1 0 1 1 1 0 SEP Z 1 Z
+target: . . . . . . . . .   1 . 1"
+    );
+    assert_eq!(
+        rendered(cfg(2, true)),
+        "input:  1 1 1 0 1 1 1 0 SEP Z Z Z
+target: . . . . . . . . .   0 1 1"
+    );
+    let t = task(cfg(2, true));
+    assert_eq!(t.seq_len(), 12);
+    let at: Vec<(usize, usize, usize)> =
+        t.nodes().iter().map(|n| (n.slot, n.predicted_at, n.probe_position)).collect();
+    assert_eq!(at, [(9, 8, 9), (10, 9, 10), (11, 11, 11)]);
+    check_common(&t, false);
+
+    // k = 8, levels 1-2 zero-filled: all seven nodes at their own slots (17..=23).
+    let t =
+        task(ParityConfig { zero_filled: 6, loss_on_removed: true, targets: InPlace, ..Default::default() });
+    let b = batch(&t, 5, 30);
+    for r in 0..30 {
+        let values: Vec<i32> = t.tree_values(b.input_row(r)).iter().map(|&v| v as i32).collect();
+        assert_eq!(&b.target_row(r)[17..], &values[..]);
+        assert!(b.target_row(r)[..17].iter().all(|&y| y == IGNORE));
+        assert_eq!(zeros(&b, r), 7, "six zero-filled nodes and the root's slot");
+    }
+}

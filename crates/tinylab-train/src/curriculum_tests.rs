@@ -17,7 +17,7 @@ fn tmp_dir(tag: &str) -> PathBuf {
 
 /// Parity n = 6, k = 4 on a tiny model; three stages, the middle one ends on a target that the
 /// first evaluation meets (train.loss ≥ 0 is always true), the others at their caps.
-const STAGED: &str = r#"
+pub(crate) const STAGED: &str = r#"
 name = "staged"
 seed = 1
 [task]

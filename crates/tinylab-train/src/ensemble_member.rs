@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use candle_core::Tensor;
 
 use crate::checkpoint;
@@ -15,6 +15,8 @@ use crate::eval::EvalData;
 use crate::experiment::Experiment;
 use crate::metrics::{truncate_after, MetricRow, MetricsWriter};
 use crate::rundir::{git_sha, host_name, now_unix, write_atomic, RunDir, RunReport};
+use crate::stage_cursor::StageCursor;
+use crate::trainer::stage_data;
 use crate::trainer::Summary;
 
 /// A member being trained.
@@ -31,29 +33,18 @@ pub struct Member<'a> {
     pub rows: Vec<MetricRow>,
     /// Whether early stop ended it.
     pub stopped_early: bool,
+    /// Its curriculum stage.
+    pub stage: StageCursor,
     writer: Option<MetricsWriter>,
     report: Option<RunReport>,
     seeds: Vec<u64>,
 }
 
 impl<'a> Member<'a> {
-    /// A member of the run of `seeds` (recorded in `run.json`), with fresh data and eval sets.
+    /// A member of the run of `seeds` (recorded in `run.json`), with fresh data and eval sets
+    /// of the first curriculum stage.
     pub fn new(exp: &'a Experiment, dir: &Path, seeds: &[u64]) -> Result<Self> {
-        let tr = &exp.train;
-        let data = DataSource::new(exp.task.build()?, tr.data, tr.pool_size, tr.batch_size, exp.seed);
-        let mut evals = Vec::new();
-        for (i, e) in exp.eval.iter().enumerate() {
-            let t = e.task.build()?;
-            evals.push(EvalData::new(
-                &e.name,
-                t.as_ref(),
-                e.samples,
-                tr.batch_size,
-                exp.model.n_heads,
-                exp.seed,
-                i,
-            ));
-        }
+        let (data, evals) = stage_data(exp, 0, None)?;
         let rd = RunDir::new(dir);
         Ok(Self {
             exp,
@@ -62,6 +53,7 @@ impl<'a> Member<'a> {
             evals,
             rows: vec![],
             stopped_early: false,
+            stage: StageCursor::default(),
             writer: None,
             report: None,
             seeds: seeds.to_vec(),
@@ -81,7 +73,15 @@ impl<'a> Member<'a> {
         let (tensors, meta) = checkpoint::load(&path)?;
         let pos: u128 =
             meta.get("data_rng_word_pos").context("checkpoint lacks data_rng_word_pos")?.parse()?;
-        self.data.set_rng_word_pos(pos);
+        self.stage = StageCursor::from_meta(&meta)?;
+        let stages = self.exp.curriculum.stages.len();
+        ensure!(
+            self.stage.index < stages,
+            "checkpoint {} is in stage {}, but the curriculum has {stages}",
+            path.display(),
+            self.stage.index
+        );
+        (self.data, self.evals) = stage_data(self.exp, self.stage.index, Some(pos))?;
         self.rows = truncate_after(&self.rd.root, step)?;
         Ok(Some(tensors))
     }
@@ -131,14 +131,13 @@ impl<'a> Member<'a> {
         state: Vec<(String, Tensor)>,
     ) -> Result<()> {
         tensors.extend(state);
-        let meta: BTreeMap<String, String> = [
+        let mut meta: BTreeMap<String, String> = [
             ("format".to_string(), "tinylab-checkpoint-v1".to_string()),
             ("step".to_string(), step.to_string()),
             ("data_rng_word_pos".to_string(), self.data.rng_word_pos().to_string()),
-            ("stage".to_string(), "0".to_string()),
-            ("stage_start".to_string(), "0".to_string()),
         ]
         .into();
+        meta.extend(self.stage.meta());
         checkpoint::save_atomic(&self.rd.checkpoint(step), &tensors, &meta)?;
         let keep = self.exp.train.keep_checkpoints.max(1);
         let all = self.rd.list_checkpoints();

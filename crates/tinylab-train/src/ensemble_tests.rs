@@ -237,3 +237,29 @@ fn unsupported_runs_are_refused_with_a_reason() {
     assert!(err.to_string().contains("different steps"), "{err}");
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn one_member_curriculum_equals_the_solo_run_and_resumes_across_stages() {
+    // The curriculum tests' three-stage parity run (a target-ended stage, optimizer resets,
+    // checkpoints every 5 steps) on the fused engine: the solo run's rows and stage weights;
+    // interrupted in stage 1 (after a reset) and in stage 2, it resumes to the same rows.
+    let e = exp(crate::curriculum_tests::STAGED, &[], 1);
+    let root = tmp_dir("cur");
+    let (s, f, r) = (root.join("solo"), root.join("fused"), root.join("resumed"));
+    solo(&e, &s);
+    batched(std::slice::from_ref(&e), std::slice::from_ref(&f), None);
+    let read = |d: &Path| read_rows(&d.join("metrics.jsonl")).unwrap();
+    assert_rows_close(&read(&s), &read(&f), "fused vs solo");
+    assert!(read(&f).iter().any(|x| x.path() == "curriculum.early.reached" && x.value == 1.0));
+    for i in 0..3 {
+        let stage = format!("checkpoints/stage-{i:02}.safetensors");
+        assert!(checkpoint_diff(&s.join(&stage), &f.join(&stage)) < 1e-4, "{stage}");
+    }
+    for stop in [7, 12] {
+        let out = batched(std::slice::from_ref(&e), std::slice::from_ref(&r), Some(stop));
+        assert!(matches!(out[0], RunOutcome::Interrupted { step } if step == stop));
+    }
+    batched(std::slice::from_ref(&e), std::slice::from_ref(&r), None);
+    assert_eq!(read(&f), read(&r), "resumed vs straight");
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -11,8 +11,11 @@
 //! ensemble (the others continue, faster); a member whose loss becomes non-finite fails as
 //! its solo run would and leaves too.
 //!
-//! Not supported (a clear error): `[curriculum]`, continuous-input tasks, and resuming when
-//! the members' directories hold partial runs at different steps.
+//! A `[curriculum]` runs with one member (`tinylab run --fused`): its stages, their ends,
+//! optimizer resets and end-of-stage weights as in the solo loop (`stage_cursor`).
+//!
+//! Not supported (a clear error): a curriculum with several members, continuous-input tasks,
+//! and resuming when the members' directories hold partial runs at different steps.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,8 +33,9 @@ use crate::experiment::Experiment;
 use crate::metrics::MetricRow;
 use crate::progress::Progress;
 use crate::rundir::RunDir;
-use crate::trainer::prepare_dir;
+use crate::stage_cursor::StageEnd;
 use crate::trainer::RunOutcome;
+use crate::trainer::{prepare_dir, stage_data};
 
 /// How to run a seed-batched run.
 #[derive(Debug, Clone, Default)]
@@ -68,9 +72,14 @@ pub fn check_batchable(exps: &[Experiment]) -> Result<()> {
     seeds.dedup();
     ensure!(seeds.len() == exps.len(), "seeds must be distinct");
     ensure!(
-        !first.curriculum.explicit,
-        "seed-batched training does not support [curriculum] yet; run the seeds as separate processes \
-         (--seeds without --batched)"
+        !first.curriculum.explicit || exps.len() == 1,
+        "seed-batched training of a [curriculum] takes one seed per process (its members' stages \
+         would end at different steps); run the seeds as separate processes (--seeds without \
+         --batched, with --fused for the fused engine)"
+    );
+    ensure!(
+        first.train.layer_targets.is_empty(),
+        "train.layer_targets (deep supervision) runs on the default engine only; drop --fused/--batched"
     );
     ensure!(
         first.task.build()?.num_features() == 0,
@@ -163,13 +172,19 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
     let mut progress = Progress::new(tr.steps, start_step, opts.quiet);
     if start_step == 0 {
         let evals: Vec<_> = members.iter().map(|m| m.evals.as_slice()).collect();
-        let rows = evaluate(&model, &evals, 0, opts.shards)?;
+        let mut rows = evaluate(&model, &evals, 0, opts.shards)?;
         progress.eval(&mean_rows(&rows));
+        if exp.curriculum.explicit {
+            for r in &mut rows {
+                r.push(MetricRow { step: 0, split: "curriculum".into(), metric: "stage".into(), value: 0.0 });
+            }
+        }
         members.iter_mut().zip(rows).try_for_each(|(m, r)| m.write(r))?;
     }
     let mut step = start_step;
     while step < tr.steps && !members.is_empty() {
-        let lr = tr.schedule.lr_at(tr.optimizer.lr, step, tr.steps);
+        // One stage for every member (a curriculum runs with one member).
+        let lr = members[0].stage.lr(exp, step);
         let batches: Vec<_> = members.iter_mut().map(|m| m.data.next_batch()).collect();
         step += 1;
         let log_now = step.is_multiple_of(tr.log_every) || step == tr.steps;
@@ -211,7 +226,9 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
             let n = members.len() as f64;
             train_log = Some((mean_loss / n, mean_acc / n));
         }
-        let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps;
+        let caps: Vec<bool> = members.iter().map(|m| m.stage.cap_reached(exp, step)).collect();
+        let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps || caps.contains(&true);
+        let mut curriculum_done = vec![false; members.len()];
         if eval_now {
             let evals: Vec<_> = members.iter().map(|m| m.evals.as_slice()).collect();
             let eval_rows = evaluate(&model, &evals, step, opts.shards)?;
@@ -221,7 +238,27 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
                     m.stopped_early =
                         r.iter().any(|x| x.path() == es.metric && x.value >= es.at_least) && step < tr.steps;
                 }
+                let until_hit = m.stage.until_hit(exp, r.iter().chain(&rows[k]));
                 rows[k].extend(r);
+                if (caps[k] || until_hit) && exp.curriculum.explicit {
+                    let weights = model.member_weights(k)?;
+                    match m.stage.end_stage(exp, &m.rd, step, until_hit, &weights, &mut rows[k])? {
+                        StageEnd::Next { reset_optimizer } => {
+                            let pos = m.data.rng_word_pos();
+                            (m.data, m.evals) = stage_data(exp, m.stage.index, Some(pos))?;
+                            if reset_optimizer {
+                                opt = EnsembleOptimizer::new(
+                                    &tr.optimizer,
+                                    model.params().trainable(),
+                                    model.size(),
+                                )?;
+                            }
+                            let name = &exp.curriculum.stage(m.stage.index).name;
+                            progress.message(&format!("stage {name} ({}) from step {step}", m.stage.index));
+                        }
+                        StageEnd::Done => curriculum_done[k] = true,
+                    }
+                }
             }
         }
         if let Some((loss, acc)) = train_log {
@@ -234,7 +271,7 @@ pub fn run_ensemble(exps: &[Experiment], opts: &EnsembleRunOptions) -> Result<Ve
                 continue;
             }
             m.write(r)?;
-            let last = step == tr.steps || m.stopped_early;
+            let last = step == tr.steps || m.stopped_early || curriculum_done[k];
             if last || (tr.checkpoint_every > 0 && step.is_multiple_of(tr.checkpoint_every)) {
                 m.save_checkpoint(step, model.member_weights(k)?, opt.member_state(k)?)?;
             }

@@ -25,9 +25,13 @@ pub struct EvalResult {
 pub fn batch_loss_and_correct(model: &Model, b: &DeviceBatch) -> Result<(Tensor, usize)> {
     let out = model.forward(&b.tokens, ForwardOptions { select: Some(&b.select), hooks: None })?;
     let loss = candle_nn::loss::cross_entropy(&out.logits, &b.targets)?;
-    let pred = out.logits.argmax(1)?.to_vec1::<u32>()?;
-    let correct = pred.iter().zip(&b.host_targets).filter(|(p, t)| p == t).count();
-    Ok((loss, correct))
+    Ok((loss, count_correct(&out.logits, &b.host_targets)?))
+}
+
+/// How many rows of `logits` (`[N, V]`) have their argmax at the target.
+pub fn count_correct(logits: &Tensor, targets: &[u32]) -> Result<usize> {
+    let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+    Ok(pred.iter().zip(targets).filter(|(p, t)| p == t).count())
 }
 
 /// Predictions `[N]` and mean squared error at the labelled positions of a continuous batch.

@@ -18,11 +18,13 @@ pub mod ensemble_trainer;
 pub mod eval;
 pub mod experiment;
 pub mod icl;
+mod layer_targets;
 pub mod metrics;
 pub mod optim;
 pub mod overrides;
 pub mod progress;
 pub mod rundir;
+mod stage_cursor;
 pub mod train_config;
 pub mod trainer;
 

@@ -1,5 +1,7 @@
 //! The `[train]` table: steps, batch, optimizer, schedule, data, logging, checkpoints.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::optim::schedule::LrSchedule;
@@ -60,6 +62,18 @@ pub struct TrainConfig {
     /// those of a solo run of its seed.
     #[serde(skip_serializing)]
     pub seeds: Vec<u64>,
+    /// Deep supervision (default empty = off): label sets of the task's position labels
+    /// (`Task::position_labels`, e.g. parity's `level1`, `level2`) trained at the output of a
+    /// block (numbered from 1) through the logit lens — the final norm and the unembedding
+    /// applied to `blocks.{l-1}.hook_resid_post` — so that, e.g., `{ level1 = 1, level2 = 2 }`
+    /// asks for tree level ℓ to be computed by layer ℓ. Each set adds its mean cross-entropy
+    /// over its labelled positions, times `layer_target_weight`, to the training loss (the
+    /// evaluations are unchanged).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub layer_targets: BTreeMap<String, usize>,
+    /// Weight of each `layer_targets` loss (default 1.0; must be finite and ≥ 0).
+    #[serde(skip_serializing_if = "is_one")]
+    pub layer_target_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +92,14 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             early_stop: None,
             seeds: Vec::new(),
+            layer_targets: BTreeMap::new(),
+            layer_target_weight: 1.0,
         }
     }
+}
+
+/// Whether `x` is the default weight 1 (left out of the resolved config, so configurations
+/// without deep supervision keep their run ids).
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }

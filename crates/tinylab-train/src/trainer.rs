@@ -8,17 +8,19 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
-use tinylab_model::Model;
+use tinylab_model::{ForwardOptions, Model};
 
 use crate::checkpoint;
 use crate::checks::{CheckResult, CheckSpec};
 use crate::data::{DataSource, DeviceBatch};
 use crate::eval::{batch_loss_and_correct, batch_mse, EvalData};
 use crate::experiment::Experiment;
+use crate::layer_targets;
 use crate::metrics::{truncate_after, MetricRow, MetricsWriter};
 use crate::optim::clip::clip_grad_norm;
 use crate::progress::Progress;
 use crate::rundir::{git_sha, host_name, now_unix, write_atomic, RunDir, RunReport};
+use crate::stage_cursor::{StageCursor, StageEnd};
 
 /// How to run (not part of the experiment, so not part of the run id).
 #[derive(Debug, Clone, Default)]
@@ -118,8 +120,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let mut opt = tr.optimizer.build(model.params().trainable())?;
     let cur = &exp.curriculum;
     let continuous = exp.task.build()?.num_features() > 0;
-    let mut si = 0usize; // current stage
-    let mut stage_start = 0usize; // steps done before the current stage began
+    let mut stage = StageCursor::default();
     let (mut data, mut evals) = stage_data(exp, 0, None)?;
     let mut start_step = 0usize;
     let mut resumed_from = None;
@@ -130,18 +131,16 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
         opt.load_state(&tensors)?;
         let pos: u128 =
             meta.get("data_rng_word_pos").context("checkpoint lacks data_rng_word_pos")?.parse()?;
-        let meta_usize =
-            |k: &str| -> Result<usize> { Ok(meta.get(k).map(|v| v.parse()).transpose()?.unwrap_or(0)) };
-        si = meta_usize("stage")?;
-        stage_start = meta_usize("stage_start")?;
-        if si >= cur.stages.len() {
+        stage = StageCursor::from_meta(&meta)?;
+        if stage.index >= cur.stages.len() {
             bail!(
-                "checkpoint {} is in stage {si}, but the curriculum has {}",
+                "checkpoint {} is in stage {}, but the curriculum has {}",
                 path.display(),
+                stage.index,
                 cur.stages.len()
             );
         }
-        (data, evals) = stage_data(exp, si, Some(pos))?;
+        (data, evals) = stage_data(exp, stage.index, Some(pos))?;
         start_step = step;
         resumed_from = Some(step);
         rows = truncate_after(&rd.root, step)?;
@@ -202,22 +201,24 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     let mut step = start_step;
     let mut stopped_early = false;
     while step < tr.steps {
-        let stage = cur.stage(si);
-        let lr = tr.schedule.lr_at(tr.optimizer.lr, step - stage_start, stage.max_steps);
+        let lr = stage.lr(exp, step);
         let batch = data.next_batch();
         step += 1;
         let log_now = step.is_multiple_of(tr.log_every) || step == tr.steps;
         let db = DeviceBatch::new(&batch, &device)?;
+        let mut layer_loss = None;
         let (loss, correct) = if continuous {
             (batch_mse(&model, &db)?.1, log_now.then_some(0))
+        } else if !tr.layer_targets.is_empty() {
+            let (total, main, aux, correct) =
+                layer_targets::step_loss(&model, &db, data.task(), &batch, tr, log_now)?;
+            layer_loss = Some((main, aux));
+            (total, correct)
         } else if log_now {
             let (l, c) = batch_loss_and_correct(&model, &db)?;
             (l, Some(c))
         } else {
-            let out = model.forward(
-                &db.tokens,
-                tinylab_model::ForwardOptions { select: Some(&db.select), hooks: None },
-            )?;
+            let out = model.forward(&db.tokens, ForwardOptions { select: Some(&db.select), hooks: None })?;
             (candle_nn::loss::cross_entropy(&out.logits, &db.targets)?, None)
         };
         let mut grads = loss.backward()?;
@@ -230,7 +231,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
         let mut new_rows = Vec::new();
         let mut train_log = None;
         if let Some(c) = correct {
-            let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let scalar = |t: &candle_core::Tensor| t.to_dtype(DType::F64)?.to_scalar::<f64>();
+            let lv = scalar(layer_loss.as_ref().map_or(&loss, |(main, _)| main))?;
             if !lv.is_finite() {
                 bail!("training loss became {lv} at step {step}; lower train.optimizer.lr or set train.grad_clip");
             }
@@ -239,6 +241,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
                 if !(continuous && m == "acc") {
                     new_rows.push(MetricRow { step, split: "train".into(), metric: m.into(), value: v });
                 }
+            }
+            if let Some((_, aux)) = &layer_loss {
+                let value = scalar(aux)?;
+                new_rows.push(MetricRow { step, split: "train".into(), metric: "layer_loss".into(), value });
             }
             if let Some(g) = grad_norm {
                 new_rows.push(MetricRow {
@@ -250,52 +256,29 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
             }
             train_log = Some((lv, acc));
         }
-        let cap_reached = step - stage_start == stage.max_steps;
+        let cap_reached = stage.cap_reached(exp, step);
         let eval_now = step.is_multiple_of(tr.eval_every) || step == tr.steps || cap_reached;
         let mut until_hit = false;
         if eval_now {
             let r = evaluate(&evals, &model, step)?;
             progress.eval(&r);
             stopped_early = early_hit(&r) && step < tr.steps;
-            until_hit = stage.until.as_ref().is_some_and(|u| {
-                r.iter().chain(&new_rows).any(|m| m.path() == u.metric && m.value >= u.at_least)
-            });
+            until_hit = stage.until_hit(exp, r.iter().chain(&new_rows));
             new_rows.extend(r);
         }
-        let stage_over = cap_reached || until_hit;
         let mut curriculum_done = false;
-        if stage_over && cur.explicit {
-            let split = format!("curriculum.{}", stage.name);
-            let used = (step - stage_start) as f64;
-            new_rows.push(MetricRow { step, split: split.clone(), metric: "steps".into(), value: used });
-            let reached = if until_hit { 1.0 } else { 0.0 };
-            new_rows.push(MetricRow { step, split, metric: "reached".into(), value: reached });
-            let meta: BTreeMap<String, String> = [
-                ("format".to_string(), "tinylab-stage-weights-v1".to_string()),
-                ("step".to_string(), step.to_string()),
-                ("stage".to_string(), si.to_string()),
-                ("stage_name".to_string(), stage.name.clone()),
-            ]
-            .into();
-            checkpoint::save_atomic(&rd.stage_checkpoint(si), &model.params().all(), &meta)?;
-            if si + 1 < cur.stages.len() {
-                si += 1;
-                stage_start = step;
-                let pos = data.rng_word_pos();
-                (data, evals) = stage_data(exp, si, Some(pos))?;
-                if cur.stage(si).reset_optimizer {
-                    opt = tr.optimizer.build(model.params().trainable())?;
+        if (cap_reached || until_hit) && cur.explicit {
+            let weights = model.params().all();
+            match stage.end_stage(exp, &rd, step, until_hit, &weights, &mut new_rows)? {
+                StageEnd::Next { reset_optimizer } => {
+                    (data, evals) = stage_data(exp, stage.index, Some(data.rng_word_pos()))?;
+                    if reset_optimizer {
+                        opt = tr.optimizer.build(model.params().trainable())?;
+                    }
+                    let name = &cur.stage(stage.index).name;
+                    progress.message(&format!("stage {name} ({}) from step {step}", stage.index));
                 }
-                let idx = si as f64;
-                new_rows.push(MetricRow {
-                    step,
-                    split: "curriculum".into(),
-                    metric: "stage".into(),
-                    value: idx,
-                });
-                progress.message(&format!("stage {} ({}) from step {step}", cur.stage(si).name, si));
-            } else {
-                curriculum_done = true;
+                StageEnd::Done => curriculum_done = true,
             }
         }
         if let Some((lv, acc)) = train_log {
@@ -305,8 +288,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
         rows.extend(new_rows);
         let last = step == tr.steps || stopped_early || curriculum_done;
         if last || (tr.checkpoint_every > 0 && step.is_multiple_of(tr.checkpoint_every)) {
-            let stage_pos = (si, stage_start);
-            save_checkpoint(&rd, step, &model, opt.as_ref(), &data, stage_pos, tr.keep_checkpoints)?;
+            save_checkpoint(&rd, step, &model, opt.as_ref(), &data, stage, tr.keep_checkpoints)?;
             report.steps_done = step;
             write_atomic(&rd.run_json(), &serde_json::to_vec_pretty(&report)?)?;
         }
@@ -343,7 +325,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
 }
 
 /// The training data of stage `si` (its RNG continued at `pos` when given) and its eval sets.
-fn stage_data(exp: &Experiment, si: usize, pos: Option<u128>) -> Result<(DataSource, Vec<EvalData>)> {
+pub(crate) fn stage_data(
+    exp: &Experiment,
+    si: usize,
+    pos: Option<u128>,
+) -> Result<(DataSource, Vec<EvalData>)> {
     let tr = &exp.train;
     let stage = exp.curriculum.stage(si);
     let mut data = DataSource::new(stage.task.build()?, tr.data, tr.pool_size, tr.batch_size, exp.seed);
@@ -373,19 +359,18 @@ fn save_checkpoint(
     model: &Model,
     opt: &dyn crate::optim::Optimizer,
     data: &DataSource,
-    (stage, stage_start): (usize, usize),
+    stage: StageCursor,
     keep: usize,
 ) -> Result<()> {
     let mut tensors = model.params().all();
     tensors.extend(opt.state());
-    let meta: BTreeMap<String, String> = [
+    let mut meta: BTreeMap<String, String> = [
         ("format".to_string(), "tinylab-checkpoint-v1".to_string()),
         ("step".to_string(), step.to_string()),
         ("data_rng_word_pos".to_string(), data.rng_word_pos().to_string()),
-        ("stage".to_string(), stage.to_string()),
-        ("stage_start".to_string(), stage_start.to_string()),
     ]
     .into();
+    meta.extend(stage.meta());
     checkpoint::save_atomic(&rd.checkpoint(step), &tensors, &meta)?;
     let all = rd.list_checkpoints();
     if all.len() > keep.max(1) {
