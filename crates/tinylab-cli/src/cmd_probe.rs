@@ -14,7 +14,8 @@ use crate::probe_stage::{validate, ProbeContext, PROBES};
 pub struct ProbeArgs {
     /// A run directory.
     pub run: PathBuf,
-    /// spectrum | circuits | conv | attention | logit_lens | ablate
+    /// spectrum | circuits | conv | attention | logit_lens | ablate | linear_probe | layer_probe |
+    /// spectrum_history | icl | ov_blocks (an unknown kind lists each with what it computes).
     #[arg(long)]
     pub what: String,
     /// Probe option `key=value` (e.g. `eval=len256`, `samples=128`), repeatable.

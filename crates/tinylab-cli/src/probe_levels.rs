@@ -9,7 +9,7 @@ use serde_json::json;
 use tinylab_model::{ForwardOptions, HookPoint, HookSet, Model};
 use tinylab_plot::{Colormap, Heatmap};
 use tinylab_probe::samples::Samples;
-use tinylab_tasks::{Parity, TaskConfig, IGNORE};
+use tinylab_tasks::{Parity, ParityNode, TaskConfig, IGNORE};
 use tinylab_train::checkpoint;
 use toml::Table;
 
@@ -36,7 +36,9 @@ impl ProbeContext {
     /// parity task also `level<ℓ>_l<layer>_child_mass`: mean attention
     /// (mean over heads) from the position predicting a level-ℓ node to its two children's
     /// token slots, and `…_child_pred_mass` to the positions predicting the children (where a
-    /// zero-filled child is computed; the same as the slots at level 1, whose children are bits).
+    /// zero-filled child is computed; the same as the slots at level 1, whose children are bits);
+    /// for levels ℓ ≥ 3 `…_level1_mass`, the same to its 2^(ℓ−1) level-1 descendants' probe
+    /// positions (a node that skips the levels between).
     /// With several labels, `jump_layers_increasing`: 1 if each label's jump layer is strictly
     /// deeper than the one before (in the task's label order: tree levels bottom-up), else 0.
     pub(crate) fn layer_probe(&self, opts: &Table) -> Result<Vec<(String, f64)>> {
@@ -198,9 +200,36 @@ fn child_mass(model: &Model, samples: &Samples, parity: &Parity) -> Result<Vec<(
                     / nodes.len() as f64;
                 out.push((format!("level{level}_l{}_{metric}", l + 1), mass));
             }
+            if level >= 3 {
+                let mass: f64 = nodes
+                    .iter()
+                    .map(|n| {
+                        level1_descendants(parity.nodes(), n)
+                            .iter()
+                            .map(|&q| m[n.probe_position][q])
+                            .sum::<f64>()
+                    })
+                    .sum::<f64>()
+                    / nodes.len() as f64;
+                out.push((format!("level{level}_l{}_level1_mass", l + 1), mass));
+            }
         }
     }
     Ok(out)
+}
+
+/// Probe positions (where each is computed when zero-filled) of the level-1 nodes below
+/// `node`: its 2^(ℓ−1) level-1 descendants. Attention there from a level-ℓ ≥ 3 node skips
+/// the levels in between (e.g. a root reading the four level-1 values with four heads).
+fn level1_descendants(nodes: &[ParityNode], node: &ParityNode) -> Vec<usize> {
+    if node.level == 1 {
+        return vec![node.probe_position];
+    }
+    node.children
+        .iter()
+        .filter_map(|&slot| nodes.iter().find(|c| c.slot == slot && c.level + 1 == node.level))
+        .flat_map(|c| level1_descendants(nodes, c))
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,5 +241,17 @@ mod tests {
         assert_eq!(super::jump_layer(&[0.5]), 0);
         assert!(super::strictly_increasing(&[2, 3, 4]) && super::strictly_increasing(&[1]));
         assert!(!super::strictly_increasing(&[1, 1, 2]) && !super::strictly_increasing(&[2, 1]));
+    }
+
+    #[test]
+    fn the_root_of_8_parity_has_four_level1_descendants() {
+        let cfg: tinylab_tasks::ParityConfig = toml::from_str("n_bits = 16\nk = 8").unwrap();
+        let parity = tinylab_tasks::Parity::new(cfg).unwrap();
+        let nodes = parity.nodes();
+        let level1: Vec<usize> = nodes.iter().filter(|n| n.level == 1).map(|n| n.probe_position).collect();
+        let root = nodes.iter().find(|n| n.level == 3).unwrap();
+        assert_eq!(super::level1_descendants(nodes, root), level1);
+        let left = nodes.iter().find(|n| n.level == 2 && n.index == 0).unwrap();
+        assert_eq!(super::level1_descendants(nodes, left), level1[..2].to_vec());
     }
 }
