@@ -180,8 +180,9 @@ fn experiment(rel: &str, sets: &[&str]) -> Experiment {
 /// 0, 1, 2 (measured 300–400 steps, 6–9 s each): the root with every CoT position zero-filled
 /// is ≥ 0.99. No answer-only control here: at this depth answer-only training learns 4-parity
 /// of 8 bits directly in 300–500 steps (measured), so it is no negative control; with
-/// log2 k = 2 layers it is (the ignored test below), but 2-layer Log-ICoT at d = 32 fails on
-/// seeds 2 and 4 (root 0.75, 0.63).
+/// log2 k = 2 layers it is on seed 0 (the ignored test below; seeds 1 and 2 learn it directly
+/// too, experiments/parity/README.md), but 2-layer Log-ICoT at d = 32 fails on seeds 2 and 4
+/// (root 0.75, 0.63).
 #[test]
 fn log_icot_internalizes_4_parity_in_seconds() {
     let sets = [
