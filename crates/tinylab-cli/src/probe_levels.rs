@@ -192,26 +192,21 @@ fn child_mass(model: &Model, samples: &Samples, parity: &Parity) -> Result<Vec<(
         for level in 1..=parity.num_levels() {
             let nodes: Vec<_> = parity.nodes().iter().filter(|n| n.level == level).collect();
             let shift = usize::from(level > 1);
-            for (shifted, metric) in [(0, "child_mass"), (shift, "child_pred_mass")] {
-                let mass: f64 = nodes
+            // Mean over the level's nodes of the attention from the node to `keys(node)`.
+            let mass = |keys: &dyn Fn(&ParityNode) -> Vec<usize>| {
+                nodes
                     .iter()
-                    .map(|n| n.children.iter().map(|&c| m[n.probe_position][c - shifted]).sum::<f64>())
+                    .map(|n| keys(n).iter().map(|&q| m[n.probe_position][q]).sum::<f64>())
                     .sum::<f64>()
-                    / nodes.len() as f64;
-                out.push((format!("level{level}_l{}_{metric}", l + 1), mass));
+                    / nodes.len() as f64
+            };
+            for (shifted, metric) in [(0, "child_mass"), (shift, "child_pred_mass")] {
+                let value = mass(&|n| n.children.iter().map(|&c| c - shifted).collect());
+                out.push((format!("level{level}_l{}_{metric}", l + 1), value));
             }
             if level >= 3 {
-                let mass: f64 = nodes
-                    .iter()
-                    .map(|n| {
-                        level1_descendants(parity.nodes(), n)
-                            .iter()
-                            .map(|&q| m[n.probe_position][q])
-                            .sum::<f64>()
-                    })
-                    .sum::<f64>()
-                    / nodes.len() as f64;
-                out.push((format!("level{level}_l{}_level1_mass", l + 1), mass));
+                let value = mass(&|n| level1_descendants(parity.nodes(), n));
+                out.push((format!("level{level}_l{}_level1_mass", l + 1), value));
             }
         }
     }

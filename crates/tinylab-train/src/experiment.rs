@@ -237,38 +237,7 @@ impl Experiment {
         if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
             return Err(err(file, "train.grad_clip", "must be a finite number ≥ 0 (0 = off)"));
         }
-        if !t.layer_targets.is_empty() {
-            let names = crate::layer_targets::label_names(task.as_ref());
-            let n_layers = raw.model.n_layers;
-            for (name, &layer) in &t.layer_targets {
-                let key = format!("train.layer_targets.{name}");
-                if !names.contains(name) {
-                    let allowed = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-                    return Err(err(
-                        file,
-                        key,
-                        format!("not a position label set of this task; allowed: {allowed}"),
-                    ));
-                }
-                if !(1..=n_layers).contains(&layer) {
-                    return Err(err(
-                        file,
-                        key,
-                        format!("block {layer}; allowed 1..={n_layers} (model.n_layers)"),
-                    ));
-                }
-            }
-            if task.num_features() > 0 || raw.model.readout != tinylab_model::ReadoutKind::Unembed {
-                return Err(err(
-                    file,
-                    "train.layer_targets",
-                    "needs a token task and an unembedding readout",
-                ));
-            }
-        }
-        if !(t.layer_target_weight >= 0.0 && t.layer_target_weight.is_finite()) {
-            return Err(err(file, "train.layer_target_weight", "must be a finite number ≥ 0"));
-        }
+        crate::layer_targets::validate(t, task.as_ref(), &raw.model, file)?;
         let task_table = match Value::try_from(&raw.task) {
             Ok(Value::Table(t)) => t,
             _ => return Err(err(file, "task", "cannot be re-serialized")),

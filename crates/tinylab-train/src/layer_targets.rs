@@ -12,9 +12,50 @@ use candle_core::{Device, Tensor};
 use tinylab_model::{Cache, ForwardOptions, HookPoint, HookSet, Model};
 use tinylab_tasks::{Batch, Task, IGNORE};
 
+use crate::config_error::ConfigError;
 use crate::data::DeviceBatch;
 use crate::eval::count_correct;
+use crate::experiment::err;
 use crate::train_config::TrainConfig;
+
+/// Checks `train.layer_targets` and `train.layer_target_weight` against the task's position
+/// label sets and the model's depth; errors name the file, the key and the allowed values.
+pub(crate) fn validate(
+    t: &TrainConfig,
+    task: &dyn Task,
+    model: &tinylab_model::ModelConfig,
+    file: &str,
+) -> Result<(), ConfigError> {
+    if !t.layer_targets.is_empty() {
+        let names = label_names(task);
+        let n_layers = model.n_layers;
+        for (name, &layer) in &t.layer_targets {
+            let key = format!("train.layer_targets.{name}");
+            if !names.contains(name) {
+                let allowed = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+                return Err(err(
+                    file,
+                    key,
+                    format!("not a position label set of this task; allowed: {allowed}"),
+                ));
+            }
+            if !(1..=n_layers).contains(&layer) {
+                return Err(err(
+                    file,
+                    key,
+                    format!("block {layer}; allowed 1..={n_layers} (model.n_layers)"),
+                ));
+            }
+        }
+        if task.num_features() > 0 || model.readout != tinylab_model::ReadoutKind::Unembed {
+            return Err(err(file, "train.layer_targets", "needs a token task and an unembedding readout"));
+        }
+    }
+    if !(t.layer_target_weight >= 0.0 && t.layer_target_weight.is_finite()) {
+        return Err(err(file, "train.layer_target_weight", "must be a finite number ≥ 0"));
+    }
+    Ok(())
+}
 
 /// The hook points the sets of `targets` read (`blocks.{l-1}.hook_resid_post`).
 pub(crate) fn hooks(targets: &BTreeMap<String, usize>) -> HookSet {
